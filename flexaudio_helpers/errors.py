@@ -1,0 +1,58 @@
+"""The typed errors every part of flexaudio raises.
+
+One hierarchy for the whole package, like huggingface_hub's: catch `FlexAudioError` for
+anything of ours, or a subclass for one failure. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlexAudioError(Exception):
+    """Base class of every error raised by flexaudio_helpers."""
+
+
+class InvalidParameters(FlexAudioError, ValueError):
+    """A generation request broke the shared parameter model (HTTP 400/422).
+
+    `field` names the first offending parameter (dotted, e.g. ``parameters.seed``),
+    `value` is what was given and `allowed` says what would have been accepted.
+    `problems` lists every problem found, as ``(field, message)`` pairs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        allowed: str | None = None,
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.problems = problems or ([(field, message)] if field else [])
+
+
+class AuthenticationError(FlexAudioError):
+    """The endpoint refused the API key (HTTP 401/403)."""
+
+
+class EndpointNotFound(FlexAudioError):
+    """Nothing answers at this URL and route (HTTP 404)."""
+
+
+class EndpointUnavailable(FlexAudioError):
+    """The endpoint stayed busy or unreachable after the retries ran out."""
+
+
+class InvalidAudioResponse(FlexAudioError):
+    """The endpoint answered, but the body is not (complete) audio."""
+
+
+class ModelLoadError(FlexAudioError):
+    """The local endpoint could not load the requested model."""

@@ -1,0 +1,174 @@
+"""The one parameter model shared by the client and the server.
+
+A FlexServe text-to-audio request body is ``{"inputs": prompt, "parameters": {...}}``; the
+parameter names are diffusers' `StableAudioPipeline` keywords plus ``seed``. Both sides
+validate with `GenerationRequest`, so an error means the same thing everywhere, and
+`GenerationRequest.to_body()` gives exactly the JSON of the FlexAI tutorial's examples.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import InvalidParameters
+
+MODEL_ID = "stabilityai/stable-audio-open-1.0"
+SAMPLE_RATE = 44_100
+CHANNELS = 2
+# transformer.sample_size (latent frames) * VAE hop length / sample rate = 47.5545 s.
+MAX_AUDIO_SECONDS = 1024 * 2048 / SAMPLE_RATE
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
+MAX_PROMPT_CHARS = 2000  # T5 reads 128 tokens; the cap only guards the server
+
+# What each field accepts, in words, for error messages (and the explorer's tooltips).
+ALLOWED = {
+    "inputs": f"a non-empty prompt of at most {MAX_PROMPT_CHARS} characters",
+    "audio_end_in_s": f"seconds, greater than 0 and at most {MAX_AUDIO_SECONDS:.4f}",
+    "audio_length_in_s": f"seconds, greater than 0 and at most {MAX_AUDIO_SECONDS:.4f}"
+    " (alias of audio_end_in_s)",
+    "audio_start_in_s": "seconds, at least 0 and below audio_end_in_s",
+    "num_inference_steps": f"an integer from 1 to {MAX_STEPS}",
+    "guidance_scale": f"a number from 0 to {MAX_GUIDANCE:g}",
+    "negative_prompt": f"text of at most {MAX_PROMPT_CHARS} characters",
+    "seed": f"an integer from 0 to {MAX_SEED} (2**64 - 1)",
+}
+
+
+class GenerationParameters(BaseModel):
+    """The ``parameters`` object. A field left as None means "the server's default"."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    audio_end_in_s: float | None = Field(None, gt=0, le=MAX_AUDIO_SECONDS)
+    audio_start_in_s: float | None = Field(None, ge=0, lt=MAX_AUDIO_SECONDS)
+    num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    guidance_scale: float | None = Field(None, ge=0, le=MAX_GUIDANCE)
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_length_alias(cls, data: Any) -> Any:
+        # The tutorial's parameter list says audio_length_in_s; the pipeline only knows
+        # audio_end_in_s, so translate it once here and send the real name.
+        if not isinstance(data, dict) or "audio_length_in_s" not in data:
+            return data
+        if "audio_end_in_s" in data:
+            raise PydanticCustomError(
+                "alias_conflict",
+                "give audio_end_in_s or its alias audio_length_in_s, not both",
+                {"field": "audio_length_in_s"},
+            )
+        warnings.warn(
+            "audio_length_in_s is not a StableAudioPipeline parameter; sending it as audio_end_in_s",
+            UserWarning,
+            stacklevel=2,
+        )
+        data = dict(data)
+        data["audio_end_in_s"] = data.pop("audio_length_in_s")
+        return data
+
+    @field_validator("audio_start_in_s")
+    @classmethod
+    def _start_before_end(cls, start: float | None, info) -> float | None:
+        end = info.data.get("audio_end_in_s")
+        if start is not None and end is not None and start >= end:
+            raise PydanticCustomError(
+                "start_after_end",
+                "audio_start_in_s ({start}) must be below audio_end_in_s ({end})",
+                {"start": start, "end": end},
+            )
+        return start
+
+
+class GenerationRequest(BaseModel):
+    """A whole request body: the prompt (``inputs``) and its `GenerationParameters`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    inputs: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    parameters: GenerationParameters = Field(default_factory=GenerationParameters)
+
+    @field_validator("inputs")
+    @classmethod
+    def _prompt_has_text(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise PydanticCustomError("blank_prompt", "the prompt is only whitespace")
+        return prompt
+
+    @classmethod
+    def from_body(cls, body: Any) -> GenerationRequest:
+        """Validate a decoded JSON body, raising `InvalidParameters` that names the field."""
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            raise invalid_parameters_from(exc) from None
+
+    @classmethod
+    def build(cls, prompt: str, **parameters: Any) -> GenerationRequest:
+        """Make a request from a prompt and keyword parameters, e.g. ``seed=42``."""
+        return cls.from_body({"inputs": prompt, "parameters": parameters})
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to POST: only the parameters that were set, by their real names."""
+        return self.model_dump(exclude_none=True)
+
+    def with_parameters(self, **changes: Any) -> GenerationRequest:
+        """A copy with some parameters changed (validated again)."""
+        return self.build(self.inputs, **{**self.parameters.model_dump(exclude_none=True), **changes})
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str, Any]:
+    """Turn one pydantic error into (dotted field, message, value)."""
+    location = [str(part) for part in error["loc"]]
+    context = error.get("ctx") or {}
+    value = error.get("input")
+    if "field" in context:  # errors raised by our own model validators name their field
+        location.append(context["field"])
+        value = value.get(context["field"]) if isinstance(value, dict) else value
+    field = ".".join(location) or "body"
+    name = location[-1] if location else "body"
+
+    if error["type"] == "extra_forbidden":
+        siblings = GenerationParameters if len(location) > 1 else GenerationRequest
+        allowed = sorted(siblings.model_fields)
+        if siblings is GenerationParameters:
+            allowed.append("audio_length_in_s")
+        return field, f"unknown parameter {name!r}; allowed names: {', '.join(allowed)}", value
+    if error["type"] == "missing":
+        return field, f"{field} is required: {ALLOWED.get(name, 'a value')}", None
+    if error["type"] in ("model_type", "dict_type"):
+        what = "a JSON object" if name != "body" else 'a JSON object {"inputs": ..., "parameters": {...}}'
+        return field, f"{field} must be {what}, got {_short_repr(value)}", value
+    allowed = ALLOWED.get(name)
+    detail = error["msg"]
+    message = f"{field}={_short_repr(value)} is not allowed ({detail})"
+    if allowed:
+        message += f"; allowed: {allowed}"
+    return field, message, value
+
+
+def invalid_parameters_from(exc: ValidationError) -> InvalidParameters:
+    """Convert pydantic's error into ours: every problem listed, the first one named."""
+    problems = [_describe(error) for error in exc.errors()]
+    field, message, value = problems[0]
+    name = field.rsplit(".", 1)[-1]
+    text = "; ".join(problem[1] for problem in problems)
+    return InvalidParameters(
+        text,
+        field=field,
+        value=value,
+        allowed=ALLOWED.get(name),
+        problems=[(problem[0], problem[1]) for problem in problems],
+    )

@@ -1,0 +1,89 @@
+"""``python -m flexaudio_helpers.serving --task text-to-audio --model <id|path|offline>``.
+
+The arguments are the ones FlexAI's FlexServe runtime takes after ``--``, plus where to
+listen. The API key comes from ``FLEXAUDIO_API_KEY``, else from the key file, else it is
+generated and written there (mode 0600). It is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from ..state import read_private, state_dir, write_private
+
+API_KEY_ENV = "FLEXAUDIO_API_KEY"
+
+
+def default_key_file() -> Path:
+    return state_dir() / "local-endpoint.key"
+
+
+def load_or_create_api_key(key_file: Path) -> tuple[str, str]:
+    """The key and where it came from (for the banner, which never shows the key)."""
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV], f"the {API_KEY_ENV} environment variable"
+    existing = (read_private(key_file) or "").strip()
+    if existing:
+        return existing, f"{key_file}"
+    key = secrets.token_urlsafe(32)
+    write_private(key_file, key)
+    return key, f"{key_file} (new, mode 0600)"
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m flexaudio_helpers.serving", description=__doc__)
+    parser.add_argument("--task", default="text-to-audio", choices=["text-to-audio"])
+    parser.add_argument(
+        "--model",
+        default="stabilityai/stable-audio-open-1.0",
+        help="hub id, local diffusers folder, or 'offline' (random weights: noise, no network)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key-file", type=Path, default=None, help="where the API key is kept")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--max-waiting", type=int, default=8, help="requests allowed to wait; then 503")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Imported here so --help answers without loading torch.
+    import uvicorn
+
+    from ..errors import ModelLoadError
+    from .app import create_app
+    from .pipeline import load_generator
+
+    api_key, key_source = load_or_create_api_key(arguments.api_key_file or default_key_file())
+    try:
+        generator = load_generator(arguments.model, device=arguments.device)
+    except ModelLoadError as exc:
+        sys.exit(f"error: {exc}")
+    facts = generator.describe()
+    url = f"http://{arguments.host}:{arguments.port}"
+    print(
+        f"Model {facts['id']} on {facts['device']} ({facts['dtype']}), "
+        f"{facts['sample_rate']} Hz, {facts['channels']} channels, up to {facts['max_audio_seconds']} s",
+        flush=True,
+    )
+    if generator.offline:
+        print(f"NOTE: {facts['notice']}", flush=True)
+    print(f"API key: read from {key_source}", flush=True)
+    print(f"Serving POST {url}/v1/audios/generations", flush=True)
+    uvicorn.run(
+        create_app(generator, api_key, max_waiting=arguments.max_waiting),
+        host=arguments.host,
+        port=arguments.port,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The local FlexServe-compatible endpoint: a FastAPI app around an `AudioGenerator`.
+
+Same route, body, bearer auth and WAV response as FlexAI's FlexServe runtime, so every
+notebook and the client work unchanged against either.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+from contextlib import asynccontextmanager
+
+import numpy as np
+import soundfile as sf
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import InvalidParameters
+from ..params import GenerationRequest
+from ..protocol import (
+    GENERATION_SECONDS_HEADER,
+    GENERATIONS_ROUTE,
+    HEALTH_ROUTE,
+    MODELS_ROUTE,
+    OFFLINE_HEADER,
+    QUEUE_SECONDS_HEADER,
+    SEED_HEADER,
+    error_body,
+)
+from .pipeline import AudioGenerator, GeneratedAudio
+from .queue import GenerationQueue, QueueFull
+
+log = logging.getLogger(__name__)
+
+# A 2,000-character prompt and negative prompt, even as \uXXXX escapes, fit well inside this.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def error_response(status: int, message: str, error_type: str, param: str | None = None, **headers: str):
+    """A JSON error in our ``{"error": {...}}`` shape."""
+    return JSONResponse(error_body(message, error_type, param), status_code=status, headers=headers or None)
+
+
+def wav_bytes(audio: GeneratedAudio) -> bytes:
+    """16-bit PCM WAV, as FlexServe returns. The model's output is not clipped, so clip here."""
+    buffer = io.BytesIO()
+    samples = np.clip(audio.samples, -1.0, 1.0).T  # soundfile wants (frames, channels)
+    sf.write(buffer, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _authorized(request: Request, api_key: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest takes the same time whatever prefix matches: no timing oracle for the key.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("latin-1", "replace"), api_key.encode("latin-1", "replace")
+    )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to pass `limit` (checked before parsing)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8) -> FastAPI:
+    """Build the endpoint for a loaded model, guarded by `api_key`."""
+    if not api_key:
+        raise ValueError("the endpoint needs a non-empty API key")
+    queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        queue.start()
+        yield
+        await queue.stop()
+
+    app = FastAPI(
+        title="flexaudio local endpoint",
+        summary="FlexServe-compatible text-to-audio with Stable Audio Open",
+        lifespan=lifespan,
+    )
+    app.state.generator = generator
+    app.state.queue = queue
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        if exc.status_code == 404:
+            message += f" (the generation route is POST {GENERATIONS_ROUTE})"
+        return error_response(exc.status_code, message, kind)
+
+    @app.get(HEALTH_ROUTE)
+    async def health() -> dict:
+        return {
+            "status": "ok",
+            "model": generator.model_name,
+            "offline": generator.offline,
+            "busy": queue.running,
+            "waiting": queue.waiting,
+        }
+
+    @app.get(MODELS_ROUTE)
+    async def models() -> dict:
+        return {"object": "list", "data": [generator.describe()]}
+
+    @app.post(
+        GENERATIONS_ROUTE,
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": GenerationRequest.model_json_schema()}},
+            },
+            "responses": {"200": {"description": "The audio", "content": {"audio/wav": {}}}},
+        },
+    )
+    async def generate(request: Request):
+        if not _authorized(request, api_key):
+            return error_response(
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                "authentication_error",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+        raw = await _read_capped(request, MAX_BODY_BYTES)
+        if raw is None:
+            return error_response(
+                413, f"request body over {MAX_BODY_BYTES} bytes", "request_too_large", "body"
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
+        try:
+            generation = GenerationRequest.from_body(body)
+        except InvalidParameters as exc:
+            return error_response(422, str(exc), "invalid_request_error", exc.field)
+        try:
+            result = await queue.submit(generation)
+        except QueueFull as exc:
+            return error_response(
+                503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)}
+            )
+        except Exception as exc:
+            log.exception("generation failed")
+            return error_response(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")
+        audio = result.audio
+        headers = {
+            SEED_HEADER: str(audio.seed),
+            GENERATION_SECONDS_HEADER: f"{audio.seconds:.3f}",
+            QUEUE_SECONDS_HEADER: f"{result.queue_seconds:.3f}",
+            OFFLINE_HEADER: "true" if generator.offline else "false",
+        }
+        return Response(wav_bytes(audio), media_type="audio/wav", headers=headers)
+
+    return app
