@@ -162,7 +162,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str, Any]:
 def invalid_parameters_from(exc: ValidationError) -> InvalidParameters:
     """Convert pydantic's error into ours: every problem listed, the first one named."""
     problems = [_describe(error) for error in exc.errors()]
-    field, message, value = problems[0]
+    field, _, value = problems[0]
     name = field.rsplit(".", 1)[-1]
     text = "; ".join(problem[1] for problem in problems)
     return InvalidParameters(

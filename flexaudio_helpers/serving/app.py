@@ -150,9 +150,7 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
         try:
             result = await queue.submit(generation)
         except QueueFull as exc:
-            return error_response(
-                503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)}
-            )
+            return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
         except Exception as exc:
             log.exception("generation failed")
             return error_response(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")
