@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 LAB_ARGS ?=
 
-.PHONY: lab test install lint format clean
+.PHONY: lab test notebooks install lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,24 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The notebooks run on the offline model, with known fake secrets that the output scan looks for.
+NB_RUN := test-artifacts/notebooks
+NB_ENV := FLEXAUDIO_TARGET=local FLEXAUDIO_MODEL=offline \
+	FLEXAUDIO_STATE_DIR=$(CURDIR)/test-artifacts/state \
+	FLEXAUDIO_API_KEY=fake-local-api-key-4f1c0de9 HF_TOKEN=hf_fakeTokenForTheScan0123456789 \
+	INFERENCE_URL= INFERENCE_API_KEY=
+
 test: lint
 	$(BIN)/pytest
+	$(MAKE) notebooks
+
+# Executes copies (the committed notebooks stay without outputs), then scans the executed copies.
+notebooks: install
+	rm -rf test-artifacts/notebooks test-artifacts/state
+	mkdir -p $(NB_RUN) && cp notebooks/*.ipynb $(NB_RUN)/
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
+	$(NB_ENV) $(BIN)/pytest --nbmake --nbmake-timeout=300 --overwrite -p no:cacheprovider $(NB_RUN)
+	FLEXAUDIO_EXECUTED_NOTEBOOKS=$(CURDIR)/$(NB_RUN) $(NB_ENV) $(BIN)/pytest -q tests/test_notebook_outputs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

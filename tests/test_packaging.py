@@ -45,3 +45,6 @@ def test_notebooks_are_committed_without_outputs():
         for cell in notebook["cells"]:
             assert not cell.get("outputs") and not cell.get("execution_count"), path.name
             assert not any(line.lstrip().startswith("!") for line in cell["source"]), path.name
+            if cell["cell_type"] == "code":
+                lines = "".join(cell["source"]).splitlines()
+                assert len(lines) <= 15, f"{path.name}: a code cell has {len(lines)} lines (max 15)"

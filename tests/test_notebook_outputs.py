@@ -1,0 +1,51 @@
+"""Scans the executed copies of the notebooks (made by `make notebooks`) for leaked secrets.
+
+`make test` runs the notebooks under nbmake on copies, with known fake values for the HF token
+and the local API key, then runs this file with FLEXAUDIO_EXECUTED_NOTEBOOKS pointing at them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXECUTED = os.environ.get("FLEXAUDIO_EXECUTED_NOTEBOOKS")
+
+pytestmark = pytest.mark.skipif(not EXECUTED, reason="run by `make notebooks` after executing the notebooks")
+
+
+def _secrets() -> list[str]:
+    values = [os.environ.get("HF_TOKEN", ""), os.environ.get("FLEXAUDIO_API_KEY", "")]
+    assert all(len(value) >= 16 for value in values), "make notebooks sets long fake secrets to look for"
+    return values
+
+
+def test_every_notebook_was_executed_without_errors():
+    for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        executed = json.loads((Path(EXECUTED) / source.name).read_text())
+        code_cells = [cell for cell in executed["cells"] if cell["cell_type"] == "code"]
+        assert code_cells and all(cell.get("execution_count") for cell in code_cells), source.name
+        for cell in code_cells:
+            assert not any(output["output_type"] == "error" for output in cell.get("outputs", [])), source.name
+
+
+def test_no_secret_in_any_output_or_written_file():
+    secrets = _secrets()
+    artifacts = Path(EXECUTED).parent
+    private_holders = []
+    for path in sorted(p for p in artifacts.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found = [secret for secret in secrets if secret.encode() in data]
+        if not found:
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert path.suffix != ".ipynb", f"a secret appears in the outputs of {path.name}"
+        assert mode == 0o600, f"{path} holds a secret with mode {oct(mode)}"
+        private_holders.append(path)
+    # The local endpoint keeps its key and the HF token in 0600 state files; nowhere else.
+    assert all("state" in path.parts for path in private_holders), private_holders
