@@ -56,3 +56,46 @@ class InvalidAudioResponse(FlexAudioError):
 
 class ModelLoadError(FlexAudioError):
     """The local endpoint could not load the requested model."""
+
+
+class DeploymentError(FlexAudioError):
+    """A control-plane step (secret, serve, inspect, stop) failed, locally or on FlexAI."""
+
+
+class CLINotFound(DeploymentError):
+    """The ``flexai`` command is not installed (the message gives the install command)."""
+
+
+class NotLoggedIn(DeploymentError):
+    """The ``flexai`` CLI is installed but not logged in (run ``flexai auth login``)."""
+
+
+class CommandFailed(DeploymentError):
+    """A ``flexai`` command exited non-zero; `output` is what it printed, secrets masked."""
+
+    def __init__(self, message: str, *, command: str = "", returncode: int | None = None, output: str = ""):
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+
+
+class UnsupportedCommand(DeploymentError):
+    """This version of the ``flexai`` CLI has no such subcommand (e.g. ``inference delete``)."""
+
+
+class ApiKeyNotFound(DeploymentError):
+    """The endpoint's API key could not be found (the message says where to paste it)."""
+
+
+class EndpointFailed(DeploymentError):
+    """The endpoint reached a terminal state (failed, stopped...); `logs` holds its last log lines."""
+
+    def __init__(self, message: str, *, status: str = "", logs: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.logs = logs
+
+
+class DeploymentTimeout(DeploymentError, TimeoutError):
+    """The endpoint was not ready before the timeout."""

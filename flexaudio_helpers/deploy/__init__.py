@@ -1,0 +1,97 @@
+"""Deployments: serve Stable Audio Open on FlexAI or on this machine, with the same verbs.
+
+    from flexaudio_helpers.deploy import connect
+    deployment = connect()            # FlexAI when its CLI is installed and logged in, else local
+    print(deployment.reason)
+    deployment.serve("stable-audio-open", hf_token_secret="MY_HF_TOKEN")
+    endpoint = deployment.wait_until_ready("stable-audio-open")
+
+A later notebook finds the endpoint again with ``endpoint("stable-audio-open")``.
+
+- `base`: the `Deployment` interface; `endpoint`: `Endpoint` and `EndpointInfo`.
+- `flexai`: the ``flexai`` CLI wrapper; `local`: our endpoint as a background process.
+- `store`: saved endpoints (mode 0600) and the INFERENCE_URL/INFERENCE_API_KEY override.
+- `readiness`: polling until running, then one real request; `redact`: masking secrets.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidParameters
+from .base import Deployment
+from .endpoint import Endpoint, EndpointInfo
+from .flexai import INSTALL_COMMAND, LOGIN_COMMAND, FlexAIDeployment, find_cli
+from .local import MODEL_ENV, LocalDeployment
+from .store import find_endpoint, remember_endpoint
+
+TARGET_ENV = "FLEXAUDIO_TARGET"
+TARGET_CHOICES = ("auto", "flexai", "local")
+
+__all__ = [
+    "MODEL_ENV",
+    "TARGET_ENV",
+    "Deployment",
+    "Endpoint",
+    "EndpointInfo",
+    "FlexAIDeployment",
+    "LocalDeployment",
+    "connect",
+    "endpoint",
+    "remember_endpoint",
+]
+
+
+def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
+    """The deployment to use, with `.reason` saying why it was chosen.
+
+    ``FLEXAUDIO_TARGET=flexai|local`` wins over everything (even `target`); else `target` when
+    it is not ``"auto"``; else FlexAI when the ``flexai`` CLI is installed and logged in; else
+    this machine. Asking for FlexAI explicitly fails clearly when the CLI is missing or logged out.
+    """
+    chosen = os.environ.get(TARGET_ENV, "").strip().lower()
+    source = f"{TARGET_ENV}={chosen}"
+    if not chosen or chosen == "auto":
+        chosen, source = target.strip().lower(), f"connect(target={target!r})"
+    if chosen not in TARGET_CHOICES:
+        raise InvalidParameters(
+            f"{source}: target {chosen!r} is not one of {', '.join(TARGET_CHOICES)}",
+            field=TARGET_ENV if source.startswith(TARGET_ENV) else "target",
+            value=chosen,
+            allowed=", ".join(TARGET_CHOICES),
+        )
+    if chosen == "flexai":
+        deployment: Deployment = FlexAIDeployment(echo=echo)
+        deployment.ensure_logged_in()
+        deployment.reason = f"FlexAI, because {source}."
+    elif chosen == "local":
+        deployment = LocalDeployment(echo=echo)
+        deployment.reason = f"this machine, because {source}."
+    else:
+        deployment = _detect(echo)
+    return deployment
+
+
+def _detect(echo: bool) -> Deployment:
+    if not find_cli():
+        local = LocalDeployment(echo=echo)
+        local.reason = (
+            f"this machine, because the flexai CLI is not installed (to use FlexAI: {INSTALL_COMMAND}, "
+            f"then `{LOGIN_COMMAND}`)."
+        )
+        return local
+    flexai = FlexAIDeployment(echo=echo)
+    logged_in, _ = flexai.logged_in()
+    if logged_in:
+        flexai.reason = "FlexAI, because the flexai CLI is installed and logged in."
+        return flexai
+    local = LocalDeployment(echo=echo)
+    local.reason = (
+        f"this machine, because the flexai CLI is not logged in (run `{LOGIN_COMMAND}` for FlexAI)."
+    )
+    return local
+
+
+def endpoint(name: str, target: str | None = None) -> Endpoint:
+    """A previously served endpoint: INFERENCE_URL/INFERENCE_API_KEY if set, else the newest saved one."""
+    return find_endpoint(name, target)

@@ -1,0 +1,84 @@
+"""What a deployment hands back: an `Endpoint` to call and an `EndpointInfo` to look at."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import EndpointUnavailable
+
+READY_STATUS = "running"
+# Words that mean the endpoint will not become ready by waiting longer.
+TERMINAL_WORDS = ("fail", "error", "stopped", "terminated", "cancel", "crash", "killed", "deleted")
+
+
+def is_terminal(status: str) -> bool:
+    """True for failed/stopped/error-like statuses: waiting longer will not help."""
+    status = status.lower()
+    return any(word in status for word in TERMINAL_WORDS)
+
+
+@dataclass(frozen=True, repr=False)
+class Endpoint:
+    """Where to send generation requests: a base URL (no ``/v1``) and its API key.
+
+    The key never appears in the repr. `client()` gives an `AudioClient` for it.
+    """
+
+    name: str
+    url: str | None
+    api_key: str | None = field(default=None, repr=False)
+    target: str = ""
+    model: str | None = None
+
+    def __repr__(self) -> str:
+        key = "<hidden>" if self.api_key else None
+        return (
+            f"Endpoint(name={self.name!r}, url={self.url!r}, api_key={key}, "
+            f"target={self.target!r}, model={self.model!r})"
+        )
+
+    __str__ = __repr__
+
+    def require_url(self) -> str:
+        """The URL, or a clear error when the endpoint has none yet."""
+        if not self.url:
+            raise EndpointUnavailable(
+                f"endpoint {self.name!r} has no URL yet: call deployment.wait_until_ready({self.name!r})"
+            )
+        return self.url
+
+    def client(self, **options: Any):
+        """An `AudioClient` for this endpoint (options go to its constructor)."""
+        from ..client import AudioClient  # imported here: the client is optional for control-plane work
+
+        return AudioClient(self.require_url(), self.api_key, **options)
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """One look at an endpoint: its status, its URL once it has one, and the raw facts.
+
+    `raw` is the JSON the target reported (``flexai inference inspect -j``, or the local
+    record) with secrets masked, kept for display.
+    """
+
+    name: str
+    status: str
+    url: str | None
+    target: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        """Running and with a URL (FlexAI reports the URL only once it is up)."""
+        return self.status == READY_STATUS and bool(self.url)
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    def to_json(self) -> str:
+        """The raw facts as indented JSON (secrets already masked)."""
+        return json.dumps(self.raw, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,322 @@
+"""The local target: the same verbs, served by our own endpoint on this machine.
+
+``serve`` starts ``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N``
+as a detached background process (it outlives the notebook's kernel, so later notebooks reuse
+it). The API key goes to it in an environment variable, never on the command line; the process
+id, its start time and the port are saved with the key (mode 0600), so ``stop`` ends exactly
+that process, even from another kernel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..errors import DeploymentError, InvalidParameters
+from ..params import MODEL_ID
+from ..protocol import HEALTH_ROUTE
+from ..state import read_private, state_dir, write_private
+from . import store
+from .base import Deployment
+from .endpoint import Endpoint, EndpointInfo
+from .redact import mask_json
+
+SERVER_MODULE = "flexaudio_helpers.serving"
+API_KEY_ENV = "FLEXAUDIO_API_KEY"  # what the server reads (see serving/__main__.py)
+MODEL_ENV = "FLEXAUDIO_MODEL"
+OFFLINE = "offline"
+HOST = "127.0.0.1"
+STOP_GRACE_SECONDS = 15.0
+LOG_LINES = 200
+# Server processes started by this Python process, kept so finished ones are reaped (no zombies).
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model the local endpoint will serve, and why."""
+
+    model: str
+    why: str
+
+    @property
+    def offline(self) -> bool:
+        return self.model == OFFLINE
+
+
+def has_gpu() -> bool:
+    """True when torch sees a CUDA (or Apple MPS) device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
+
+
+def weights_downloaded(model: str) -> bool:
+    """True when the hub model is already in the Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model, "model_index.json"), str)
+    except Exception:  # not a hub id, no huggingface_hub: not downloaded
+        return False
+
+
+def huggingface_login() -> str | None:
+    """The token of an existing Hugging Face login (HF_TOKEN or `hf auth login`), if any."""
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except ImportError:
+        return os.environ.get("HF_TOKEN") or None
+
+
+def choose_model(requested: str, *, token: str | None) -> ModelChoice:
+    """``FLEXAUDIO_MODEL`` if set; else `requested` when it can really run here; else offline."""
+    forced = os.environ.get(MODEL_ENV, "").strip()
+    if forced:
+        return ModelChoice(forced, f"{MODEL_ENV}={forced}")
+    if requested == OFFLINE:
+        return ModelChoice(OFFLINE, "the offline model was asked for")
+    if Path(requested).is_dir():
+        return ModelChoice(requested, "a local model folder was given")
+    if not has_gpu():
+        return ModelChoice(OFFLINE, f"there is no GPU here for {requested}")
+    if not (token or weights_downloaded(requested)):
+        return ModelChoice(OFFLINE, f"{requested} is gated and there is no Hugging Face token or download")
+    return ModelChoice(requested, "a GPU and the weights (or a Hugging Face token) are available")
+
+
+def offline_banner(why: str) -> str:
+    """The plain warning shown whenever the local endpoint serves the offline model."""
+    rule = "=" * 78
+    return (
+        f"{rule}\nOFFLINE MODEL: the audio will be NOISE, not music ({why}).\n"
+        "It runs the real Stable Audio pipeline with small random weights, to learn the workflow.\n"
+        "For real audio: deploy to FlexAI (`flexai auth login`, then FLEXAUDIO_TARGET=flexai), or use a\n"
+        f"GPU machine with a Hugging Face token. {MODEL_ENV}=<hub id or folder> forces a model.\n{rule}"
+    )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def _process(record: dict[str, Any] | None):
+    """The live server process of a record, or None (gone, a zombie, or the pid now reused)."""
+    import psutil
+
+    if not record or not record.get("pid"):
+        return None
+    pid = int(record["pid"])
+    if pid in _children and _children[pid].poll() is not None:
+        del _children[pid]  # our own child has exited: reaped now
+        return None
+    try:
+        process = psutil.Process(pid)
+        if abs(process.create_time() - float(record.get("create_time", 0))) > 1.0:
+            return None  # the pid belongs to another, newer process
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return process
+
+
+class LocalDeployment(Deployment):
+    """Serve on this machine with ``python -m flexaudio_helpers.serving`` (needs the ``local`` extra)."""
+
+    target = "local"
+    poll_interval = 0.5
+    confirm_timeout = 300.0
+
+    def __init__(self, *, python: str = sys.executable, echo: bool = True) -> None:
+        self.python = python
+        self.echo = echo
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    def _secret_path(self, name: str) -> Path:
+        return state_dir() / "secrets" / store.check_name(name, "secret name")
+
+    def create_secret(self, name: str, value: str) -> None:
+        """Keep the Hugging Face token in the state folder (mode 0600) for the model download."""
+        value = (value or "").strip()
+        if not value:
+            raise InvalidParameters("the secret value is empty", field="value", allowed="a non-empty token")
+        path = write_private(self._secret_path(name), value)
+        print(f"Saved secret {name} in {path} (mode 0600, not shown).")
+
+    def secret_exists(self, name: str) -> bool:
+        """True when a secret `name` is saved in the state folder."""
+        return self._secret_path(name).is_file()
+
+    def _hf_token(self, secret_name: str | None) -> str | None:
+        if secret_name:
+            token = (read_private(self._secret_path(secret_name)) or "").strip()
+            if token:
+                return token
+            print(f"No local secret {secret_name}: using your Hugging Face login, if any.")
+        return huggingface_login()
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    def serve(
+        self,
+        name: str,
+        model: str = MODEL_ID,
+        task: str = "text-to-audio",
+        hf_token_secret: str | None = None,
+        *,
+        port: int | None = None,
+    ) -> Endpoint:
+        """Start the local endpoint in the background (a live one serving the same model is reused)."""
+        overridden = store.endpoint_from_env(name)
+        if overridden:
+            print(f"{store.URL_ENV} is set: using that endpoint, not serving {name!r} (unset it to serve).")
+            return overridden
+        store.check_name(name)
+        if task != "text-to-audio":
+            raise InvalidParameters(
+                f"task {task!r} is not served here", field="task", value=task, allowed="text-to-audio"
+            )
+        self._check_installed()
+        token = self._hf_token(hf_token_secret)
+        choice = choose_model(model, token=token)
+        if choice.offline:
+            print(offline_banner(choice.why))
+        record = store.load_record(self.target, name)
+        if _process(record):
+            if record.get("model") == choice.model:
+                print(f"{name} is already running here ({choice.model}, pid {record['pid']}): reusing it.")
+                return store.endpoint_from_record(record)
+            print(f"{name} serves {record.get('model')}, not {choice.model}: replacing it.")
+            self._terminate(record)
+        elif record:
+            print(f"The saved {name} server (pid {record.get('pid')}) is gone: starting a new one.")
+        store.remove_record(self.target, name)
+        return self._start(name, choice, token, port or free_port())
+
+    def _check_installed(self) -> None:
+        needed = ("torch", "diffusers", "uvicorn", "psutil")
+        missing = [module for module in needed if not importlib.util.find_spec(module)]
+        if missing:
+            raise DeploymentError(
+                f"the local endpoint needs {', '.join(missing)}: pip install -e '.[local]' (or use FlexAI)"
+            )
+
+    def _start(self, name: str, choice: ModelChoice, token: str | None, port: int) -> Endpoint:
+        import psutil
+
+        arguments = ["-m", SERVER_MODULE, "--task", "text-to-audio", "--model", choice.model]
+        arguments += ["--port", str(port)]
+        api_key = secrets.token_urlsafe(32)
+        environment = {**os.environ, API_KEY_ENV: api_key, "PYTHONUNBUFFERED": "1"}
+        if token and not choice.offline:
+            environment["HF_TOKEN"] = token
+        log_path = self.log_path(name)
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.echo:
+            shown = shlex.join(["python", *arguments])
+            print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [self.python, *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,  # detached: survives the kernel and its interrupts
+            )
+        _children[process.pid] = process
+        record = store.save_record(
+            self.target,
+            name,
+            url=f"http://{HOST}:{port}",
+            api_key=api_key,
+            model=choice.model,
+            offline=choice.offline,
+            pid=process.pid,
+            create_time=psutil.Process(process.pid).create_time(),
+            port=port,
+            log=str(log_path),
+        )
+        return store.endpoint_from_record(record)
+
+    def log_path(self, name: str) -> Path:
+        """Where the server `name` writes its output."""
+        return state_dir() / "logs" / f"{store.check_name(name)}.log"
+
+    def inspect(self, name: str) -> EndpointInfo:
+        """``running`` (answers /health), ``starting`` (process up, model loading) or ``stopped``."""
+        record = store.load_record(self.target, name)
+        status = "stopped"
+        if _process(record):
+            status = "running" if self._healthy(record["url"]) else "starting"
+        raw = {**mask_json(record or {"name": name}), "status": status}
+        return EndpointInfo(
+            name=name,
+            status=status,
+            url=record.get("url") if record and status != "stopped" else None,
+            target=self.target,
+            raw=raw,
+        )
+
+    @staticmethod
+    def _healthy(url: str) -> bool:
+        try:
+            return httpx.get(url + HEALTH_ROUTE, timeout=2.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def logs(self, name: str, lines: int = LOG_LINES) -> str:
+        """The last `lines` lines of the server's output."""
+        text = read_private(self.log_path(name)) or ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, name: str) -> None:
+        """End exactly the recorded server process and forget the endpoint."""
+        record = store.load_record(self.target, name)
+        if _process(record):
+            self._terminate(record)
+            print(f"Stopped {name} (pid {record['pid']}).")
+        elif self.echo:
+            print(f"{name} is not running here.")
+        store.remove_record(self.target, name)
+
+    def delete(self, name: str) -> None:
+        """Same as `stop` locally: there is nothing else to remove."""
+        self.stop(name)
+
+    @staticmethod
+    def _terminate(record: dict[str, Any]) -> None:
+        import psutil
+
+        process = _process(record)
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        except psutil.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        child = _children.pop(process.pid, None)
+        if child:
+            child.wait()
