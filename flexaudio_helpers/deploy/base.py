@@ -77,10 +77,10 @@ class Deployment(ABC):
         """
         started = time.monotonic()
         overridden = store.endpoint_from_env(name)
-        with tqdm(desc=name, bar_format="{desc}: {postfix} [{elapsed}]", postfix="checking") as bar:
+        with tqdm(desc=f"{name}: checking", bar_format="{desc} [{elapsed}]") as bar:
 
             def show(text: str) -> None:
-                bar.set_postfix_str(text)
+                bar.set_description_str(f"{name}: {text}")
 
             if overridden:
                 print(f"{store.URL_ENV} is set: confirming that endpoint instead of {name!r}.")
