@@ -1,0 +1,171 @@
+"""The local deployment with real processes: serve, inspect, generate, stop, on the offline model."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from flexaudio_helpers.deploy import LocalDeployment, connect, endpoint, store
+from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
+from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound
+from flexaudio_helpers.params import MODEL_ID
+
+STATE_DIRS: list[Path] = []  # every state folder a test used, for the final sweep
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_outlives_the_tests():
+    """After the session, end any local endpoint still recorded in a test's state folder."""
+    yield
+    for folder in STATE_DIRS:
+        for record_file in (folder / "endpoints" / "local").glob("*.json"):
+            record = json.loads(record_file.read_text())
+            try:
+                process = psutil.Process(record["pid"])
+                if abs(process.create_time() - record["create_time"]) < 1:
+                    process.kill()
+                    process.wait(10)
+            except psutil.NoSuchProcess:
+                pass
+
+
+@pytest.fixture
+def local(tmp_path, monkeypatch) -> LocalDeployment:
+    """A local deployment whose state lives in this test's temporary folder."""
+    folder = tmp_path / "state"
+    STATE_DIRS.append(folder)
+    monkeypatch.setenv("FLEXAUDIO_STATE_DIR", str(folder))
+    monkeypatch.setenv("FLEXAUDIO_TARGET", "local")
+    for name in ("INFERENCE_URL", "INFERENCE_API_KEY", MODEL_ENV):
+        monkeypatch.delenv(name, raising=False)
+    deployment = connect()
+    deployment.poll_interval = 0.2
+    return deployment
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def generate(served) -> bytes:
+    """One cheap generation on the endpoint.
+
+    Plain httpx for now: `flexaudio_helpers.client` (AudioClient) is being written alongside;
+    switch to ``served.client().generate(...)`` once it exists.
+    """
+    response = httpx.post(
+        f"{served.url}/v1/audios/generations",
+        json={
+            "inputs": "Rain on a tin roof",
+            "parameters": {"audio_end_in_s": 1.0, "num_inference_steps": 2},
+        },
+        headers={"Authorization": f"Bearer {served.api_key}"},
+        timeout=120,
+    )
+    response.raise_for_status()
+    return response.content
+
+
+def test_serve_inspect_generate_stop(local, capfd):
+    name = "stable-audio-open"
+    served = local.serve(name, model=MODEL_ID, hf_token_secret="MY_HF_TOKEN")
+    out = capfd.readouterr().out
+    assert "OFFLINE MODEL" in out and "NOISE" in out  # no GPU here: the banner says what it is
+    assert served.model == "offline" and served.url.startswith("http://127.0.0.1:")
+
+    record_file = store.record_path("local", name)
+    record = json.loads(record_file.read_text())
+    assert stat.S_IMODE(record_file.stat().st_mode) == 0o600
+    server = psutil.Process(record["pid"])
+    assert served.api_key not in " ".join(server.cmdline())  # the key travels in the environment
+
+    assert local.inspect(name).status in ("starting", "running")
+    ready = local.wait_until_ready(name, timeout=180)
+    assert ready == served
+    info = local.inspect(name)
+    assert (info.status, info.url) == ("running", served.url)
+    assert info.raw["api_key"] == "***"
+
+    again = local.serve(name, model=MODEL_ID)  # a live server is reused
+    assert again == served and store.load_record("local", name)["pid"] == record["pid"]
+    assert endpoint(name) == served  # what a notebook in another kernel finds
+
+    assert generate(served)[:4] == b"RIFF"
+    assert "Serving POST" in local.logs(name)
+
+    local.stop(name)
+    assert not server.is_running()
+    assert not port_open(record["port"])
+    assert not record_file.exists()
+    assert local.inspect(name).status == "stopped"
+    with pytest.raises(EndpointNotFound):
+        endpoint(name)
+    captured = capfd.readouterr()
+    for text in (captured.out, captured.err, repr(served), repr(info), info.to_json()):
+        assert served.api_key not in text
+
+
+def test_stale_state_is_replaced_and_only_the_recorded_process_is_stopped(local):
+    # A record whose pid now belongs to an unrelated process (a pid reused after a reboot).
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        store.save_record(
+            "local", "sa", url="http://127.0.0.1:9", api_key="old", model="offline", pid=bystander.pid,
+            create_time=psutil.Process(bystander.pid).create_time() - 1000, port=9,
+        )  # fmt: skip
+        assert local.inspect("sa").status == "stopped"
+        served = local.serve("sa", model="offline")
+        new_pid = store.load_record("local", "sa")["pid"]
+        assert new_pid != bystander.pid and served.api_key != "old"
+        local.stop("sa")
+        assert bystander.poll() is None  # never touched
+        assert not psutil.pid_exists(new_pid) or psutil.Process(new_pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_server_that_cannot_start_fails_with_its_logs(local, monkeypatch):
+    monkeypatch.setenv(MODEL_ENV, "/nonexistent/model-folder")
+    local.serve("broken")
+    with pytest.raises(EndpointFailed, match="could not load") as caught:
+        local.wait_until_ready("broken", timeout=180)
+    assert caught.value.status == "stopped"
+    local.stop("broken")
+
+
+def test_local_secret_is_private_and_never_shown(local, capfd):
+    assert not local.secret_exists("MY_HF_TOKEN")
+    local.create_secret("MY_HF_TOKEN", "hf_LocalSecret987654321\n")
+    path = store.state_dir() / "secrets" / "MY_HF_TOKEN"
+    assert path.read_text() == "hf_LocalSecret987654321"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert local.secret_exists("MY_HF_TOKEN")
+    captured = capfd.readouterr()
+    assert "hf_LocalSecret987654321" not in captured.out + captured.err
+
+
+def test_model_choice(monkeypatch):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert choose_model(MODEL_ID, token="hf_x").model == "offline"  # no GPU on this machine
+    assert choose_model("offline", token=None).model == "offline"
+    monkeypatch.setenv(MODEL_ENV, MODEL_ID)
+    assert choose_model("offline", token=None).model == MODEL_ID  # the variable wins
+
+
+def test_environment_overrides_serving(local, monkeypatch):
+    monkeypatch.setenv("INFERENCE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("INFERENCE_API_KEY", "env-key")
+    served = local.serve("sa")
+    assert (served.url, served.api_key, served.target) == ("http://127.0.0.1:9", "env-key", "env")
+    assert store.load_record("local", "sa") is None  # nothing was started
