@@ -252,6 +252,8 @@ def test_missing_cli(tmp_path, monkeypatch):
 def test_target_variable_wins(flexai, monkeypatch):
     monkeypatch.setenv("FLEXAUDIO_TARGET", "local")
     assert isinstance(connect("flexai"), LocalDeployment)
+    monkeypatch.setenv("FLEXAUDIO_TARGET", "offline")
+    assert connect().model == "offline"
     monkeypatch.setenv("FLEXAUDIO_TARGET", "cloud")
     with pytest.raises(InvalidParameters, match="FLEXAUDIO_TARGET"):
         connect()

@@ -161,6 +161,7 @@ def test_model_choice(monkeypatch):
     assert choose_model("offline", token=None).model == "offline"
     monkeypatch.setenv(MODEL_ENV, MODEL_ID)
     assert choose_model("offline", token=None).model == MODEL_ID  # the variable wins
+    assert choose_model(MODEL_ID, token=None, forced="offline").model == "offline"  # the offline target
 
 
 def test_environment_overrides_serving(local, monkeypatch):

@@ -26,7 +26,7 @@ from .local import MODEL_ENV, LocalDeployment
 from .store import find_endpoint, remember_endpoint
 
 TARGET_ENV = "FLEXAUDIO_TARGET"
-TARGET_CHOICES = ("auto", "flexai", "local")
+TARGET_CHOICES = ("auto", "flexai", "local", "offline")
 
 __all__ = [
     "MODEL_ENV",
@@ -45,7 +45,7 @@ __all__ = [
 def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
     """The deployment to use, with `.reason` saying why it was chosen.
 
-    ``FLEXAUDIO_TARGET=flexai|local`` wins over everything (even `target`); else `target` when
+    ``FLEXAUDIO_TARGET=flexai|local|offline`` wins over everything (even `target`); else `target` when
     it is not ``"auto"``; else FlexAI when the ``flexai`` CLI is installed and logged in; else
     this machine. Asking for FlexAI explicitly fails clearly when the CLI is missing or logged out.
     """
@@ -67,6 +67,9 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
     elif chosen == "local":
         deployment = LocalDeployment(echo=echo)
         deployment.reason = f"this machine, because {source}."
+    elif chosen == "offline":
+        deployment = LocalDeployment(model="offline", echo=echo)
+        deployment.reason = f"this machine with the offline model (noise, no download), because {source}."
     else:
         deployment = _detect(echo)
     return deployment

@@ -84,8 +84,10 @@ def huggingface_login() -> str | None:
         return os.environ.get("HF_TOKEN") or None
 
 
-def choose_model(requested: str, *, token: str | None) -> ModelChoice:
-    """``FLEXAUDIO_MODEL`` if set; else `requested` when it can really run here; else offline."""
+def choose_model(requested: str, *, token: str | None, forced: str | None = None) -> ModelChoice:
+    """`forced`, else ``FLEXAUDIO_MODEL`` if set; else `requested` when it can run here; else offline."""
+    if forced:
+        return ModelChoice(forced, f"{forced} was chosen for this deployment")
     forced = os.environ.get(MODEL_ENV, "").strip()
     if forced:
         return ModelChoice(forced, f"{MODEL_ENV}={forced}")
@@ -146,7 +148,9 @@ class LocalDeployment(Deployment):
     poll_interval = 0.5
     confirm_timeout = 300.0
 
-    def __init__(self, *, python: str = sys.executable, echo: bool = True) -> None:
+    def __init__(self, *, model: str | None = None, python: str = sys.executable, echo: bool = True) -> None:
+        #: Serve this model whatever `serve` asks for (``"offline"`` for the offline target).
+        self.model = model
         self.python = python
         self.echo = echo
 
@@ -198,7 +202,7 @@ class LocalDeployment(Deployment):
             )
         self._check_installed()
         token = self._hf_token(hf_token_secret)
-        choice = choose_model(model, token=token)
+        choice = choose_model(model, token=token, forced=self.model)
         if choice.offline:
             print(offline_banner(choice.why))
         record = store.load_record(self.target, name)
