@@ -138,13 +138,14 @@ def test_serve_captures_key_then_waits_until_a_real_request_works(flexai, offlin
 
     served = deployment.serve("stable-audio-open", hf_token_secret="MY_HF_TOKEN")
     assert served.url is None and served.api_key == offline_server.api_key
+    assert deployment.endpoint("stable-audio-open").url is None  # inspect: enqueued, no URL yet
     record_file = store.record_path("flexai", "stable-audio-open")
     assert_private(record_file)
     assert json.loads(record_file.read_text())["api_key"] == offline_server.api_key
     assert SERVE_COMMAND in deployment.commands
 
     info = deployment.inspect("stable-audio-open")
-    assert (info.status, info.url, info.ready) == ("enqueued", None, False)
+    assert (info.status, info.url, info.ready) == ("building", None, False)
 
     ready = deployment.wait_until_ready("stable-audio-open", timeout=60)
     assert ready.url == offline_server.url

@@ -15,7 +15,7 @@ import pytest
 
 from flexaudio_helpers.deploy import LocalDeployment, connect, endpoint, store
 from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
-from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound
+from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
 
 STATE_DIRS: list[Path] = []  # every state folder a test used, for the final sweep
@@ -99,6 +99,7 @@ def test_serve_inspect_generate_stop(local, capfd):
     again = local.serve(name, model=MODEL_ID)  # a live server is reused
     assert again == served and store.load_record("local", name)["pid"] == record["pid"]
     assert endpoint(name) == served  # what a notebook in another kernel finds
+    assert local.endpoint(name) == served
 
     assert generate(served)[:4] == b"RIFF"
     assert "Serving POST" in local.logs(name)
@@ -141,6 +142,8 @@ def test_a_server_that_cannot_start_fails_with_its_logs(local, monkeypatch):
     with pytest.raises(EndpointFailed, match="could not load") as caught:
         local.wait_until_ready("broken", timeout=180)
     assert caught.value.status == "stopped"
+    with pytest.raises(EndpointUnavailable, match="no longer running"):
+        local.endpoint("broken")
     local.stop("broken")
 
 

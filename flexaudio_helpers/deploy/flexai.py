@@ -336,6 +336,15 @@ class FlexAIDeployment(Deployment):
             raw=mask_json(data, self._secrets),
         )
 
+    def endpoint(self, name: str) -> Endpoint:
+        """The saved endpoint; its URL is looked up with ``inspect`` when it was not known yet."""
+        found = super().endpoint(name)
+        if found.target == self.target and not found.url:
+            url = self.inspect(name).url
+            if url:
+                found = store.endpoint_from_record(store.save_record(self.target, name, url=url))
+        return found
+
     def _ready_endpoint(self, name: str, info: EndpointInfo) -> Endpoint:
         record = store.load_record(self.target, name)
         if not record or not record.get("api_key"):

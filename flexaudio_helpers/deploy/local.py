@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import DeploymentError, InvalidParameters
+from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
 from ..params import MODEL_ID
 from ..protocol import HEALTH_ROUTE
 from ..state import read_private, state_dir, write_private
@@ -262,6 +262,16 @@ class LocalDeployment(Deployment):
             log=str(log_path),
         )
         return store.endpoint_from_record(record)
+
+    def endpoint(self, name: str) -> Endpoint:
+        """The saved endpoint, if its server is still running (else a clear error)."""
+        found = super().endpoint(name)
+        if found.target == self.target and not _process(store.load_record(self.target, name)):
+            raise EndpointUnavailable(
+                f"the local endpoint {name!r} is no longer running: serve it again "
+                f"(deployment.serve({name!r}, ...))"
+            )
+        return found
 
     def log_path(self, name: str) -> Path:
         """Where the server `name` writes its output."""
