@@ -296,5 +296,7 @@ def test_parsers_tolerate_the_documented_shapes():
     assert find_api_key("\x1b[32mAPI Key:\x1b[0m  deadbeef-cafe\n") == "deadbeef-cafe"
     assert find_api_key("nothing here") is None
     assert subcommands(" inspect  x\n") == {"inspect"}
+    urfave_help = "COMMANDS:\n   serve, s   Serve\n   delete   Delete\n\nOPTIONS:\n"
+    assert subcommands(urfave_help) == {"serve", "delete"}
     assert table_has("NAME │ CREATED\nMY_HF_TOKEN │ now", "MY_HF_TOKEN")
     assert not table_has("NAME │ CREATED\nMY_HF_TOKEN_2 │ now", "MY_HF_TOKEN")

@@ -80,7 +80,8 @@ def subcommands(help_text: str) -> set[str]:
             block.append(line)
     else:  # no recognised header: every indented line may start with a subcommand name
         block = [line for line in lines if line[:1].isspace()]
-    return {line.split()[0] for line in block if line.split() and re.match(r"^[a-z][\w-]*$", line.split()[0])}
+    names = {line.split()[0].rstrip(",:") for line in block if line.split()}
+    return {name for name in names if re.match(r"^[a-z][\w-]*$", name)}
 
 
 def dig(data: Any, *keys: str) -> Any:
