@@ -48,6 +48,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key-file", type=Path, default=None, help="where the API key is kept")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--max-waiting", type=int, default=8, help="requests allowed to wait; then 503")
+    speed = parser.add_argument_group("speed (default: chosen by device)")
+    speed.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    speed.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the transformer, with a warm-up before serving",
+    )
+    speed.add_argument(
+        "--max-batch", type=int, default=None, help="requests per run (default 4 on CUDA, else 1)"
+    )
     return parser.parse_args(argv)
 
 
@@ -63,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
 
     api_key, key_source = load_or_create_api_key(arguments.api_key_file or default_key_file())
     try:
-        generator = load_generator(arguments.model, device=arguments.device)
+        generator = load_generator(
+            arguments.model,
+            device=arguments.device,
+            dtype=arguments.dtype,
+            compile=arguments.compile,
+            max_batch=arguments.max_batch,
+        )
     except ModelLoadError as exc:
         sys.exit(f"error: {exc}")
     facts = generator.describe()

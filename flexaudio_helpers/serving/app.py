@@ -77,7 +77,12 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
     """Build the endpoint for a loaded model, guarded by `api_key`."""
     if not api_key:
         raise ValueError("the endpoint needs a non-empty API key")
-    queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
+    queue = GenerationQueue(
+        generator.generate_batch,
+        max_waiting=max_waiting,
+        max_batch=generator.max_batch,
+        batch_key=generator.batch_key,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -151,6 +156,8 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
             result = await queue.submit(generation)
         except QueueFull as exc:
             return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
+        except InvalidParameters as exc:  # valid in general, but not for this model
+            return error_response(422, str(exc), "invalid_request_error", exc.field)
         except Exception as exc:
             log.exception("generation failed")
             return error_response(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")

@@ -1,8 +1,13 @@
-"""Loading Stable Audio Open (real or offline) and turning a request into audio.
+"""Loading Stable Audio Open (real or offline) and turning requests into audio.
 
 `load_generator("stabilityai/stable-audio-open-1.0")` loads the real weights (gated on the
 Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way, and
 `load_generator("offline")` builds the offline model in code with no network.
+
+Speed options (dtype, compile, VAE slicing/tiling, CPU offload, batch size) are chosen by
+device in `speed.choose_speed_options`; pass overrides to `load_generator`. Generation runs
+the denoising loop of `batching.denoise_batch`, so several compatible requests can share one
+run and each still gets the audio it would get alone.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +26,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelLoadError
-from ..params import GenerationParameters, GenerationRequest
+from ..errors import InvalidParameters, ModelLoadError
+from ..params import GenerationRequest
+from .batching import Progress, ResolvedRequest, denoise_batch
 from .offline_model import OFFLINE_MODEL_NAME, OFFLINE_NOTICE, build_offline_pipeline, is_offline_folder
+from .speed import (
+    HALF_DTYPES,
+    SpeedOptions,
+    SpeedReport,
+    choose_speed_options,
+    compile_denoiser,
+    default_dtype,
+    dtype_name,
+    place_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +51,22 @@ warnings.filterwarnings("ignore", message=r"Should have t[ab]", category=UserWar
 DEFAULT_STEPS = 100
 DEFAULT_GUIDANCE = 7.0
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
+WARM_UP_STEPS = 2
 
 
 @dataclass(frozen=True)
 class GeneratedAudio:
-    """One generation: float32 samples, channels first, and how they were made."""
+    """One generation: float32 samples, channels first, and how they were made.
+
+    `seconds` is the wall time of the run that made it (shared by every request of a batch);
+    `batch_size` says how many requests shared that run.
+    """
 
     samples: np.ndarray
     sample_rate: int
     seed: int
     seconds: float
+    batch_size: int = 1
 
 
 def pick_device() -> str:
@@ -56,18 +80,41 @@ def pick_device() -> str:
 
 def pick_dtype(device: str) -> torch.dtype:
     """Half precision on GPUs (the diffusers recipe uses fp16), fp32 on the CPU."""
-    return torch.float16 if device in ("cuda", "mps") else torch.float32
+    return default_dtype(device)
 
 
 class AudioGenerator:
-    """A loaded `StableAudioPipeline` plus the facts the endpoint reports about it."""
+    """A loaded `StableAudioPipeline`, its speed options, and the facts the endpoint reports."""
 
-    def __init__(self, pipeline: Any, *, model_name: str, offline: bool, device: str) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        *,
+        model_name: str,
+        offline: bool,
+        device: str,
+        options: SpeedOptions | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.model_name = model_name
         self.offline = offline
         self.device = device
+        self.speed = SpeedReport(options or choose_speed_options(device))
+        # The scheduler keeps per-run state: one run at a time, whoever calls.
+        self._lock = threading.Lock()
         pipeline.set_progress_bar_config(disable=True)
+        place_pipeline(pipeline, self.options, device)
+        self._denoiser = compile_denoiser(pipeline.transformer, self.options)
+        if self.options.warm_up:
+            self.warm_up()
+
+    @property
+    def options(self) -> SpeedOptions:
+        return self.speed.options
+
+    @property
+    def max_batch(self) -> int:
+        return self.options.max_batch
 
     @property
     def sample_rate(self) -> int:
@@ -93,67 +140,146 @@ class AudioGenerator:
             "channels": self.channels,
             "max_audio_seconds": round(self.max_seconds, 4),
             "device": self.device,
-            "dtype": str(self.pipeline.transformer.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.pipeline.transformer.dtype),
+            "speed": self.options.describe(),
         }
+        if self.speed.fallbacks:
+            facts["speed_fallbacks"] = list(self.speed.fallbacks)
         if self.offline:
             facts["notice"] = OFFLINE_NOTICE
         return facts
 
-    def pipeline_arguments(self, parameters: GenerationParameters, seed: int) -> dict[str, Any]:
-        """The diffusers keyword arguments for one request (defaults filled in)."""
-        return {
-            "audio_end_in_s": parameters.audio_end_in_s,
-            "audio_start_in_s": parameters.audio_start_in_s or 0.0,
-            "num_inference_steps": parameters.num_inference_steps or DEFAULT_STEPS,
-            "guidance_scale": (
-                DEFAULT_GUIDANCE if parameters.guidance_scale is None else parameters.guidance_scale
-            ),
-            "negative_prompt": parameters.negative_prompt,
-            # A CPU generator gives the same starting noise whatever device runs the model.
-            "generator": torch.Generator("cpu").manual_seed(seed),
-        }
-
-    def generate(self, request: GenerationRequest) -> GeneratedAudio:
-        """Run the pipeline for one request. Same seed, same device and dtype: same samples."""
-        seed = request.parameters.seed
+    def resolve(self, request: GenerationRequest, seed: int | None = None) -> ResolvedRequest:
+        """The request with every default filled in (a random seed when it has none)."""
+        parameters = request.parameters
         if seed is None:
-            seed = secrets.randbelow(RANDOM_SEED_LIMIT)
+            seed = parameters.seed if parameters.seed is not None else secrets.randbelow(RANDOM_SEED_LIMIT)
+        start = parameters.audio_start_in_s or 0.0
+        end = self.max_seconds if parameters.audio_end_in_s is None else parameters.audio_end_in_s
+        if end - start > self.max_seconds:
+            allowed = f"at most {self.max_seconds:.4f} seconds after audio_start_in_s for this model"
+            raise InvalidParameters(
+                f"parameters.audio_end_in_s: {end} is too long; {allowed}",
+                field="parameters.audio_end_in_s",
+                value=end,
+                allowed=allowed,
+            )
+        return ResolvedRequest(
+            prompt=request.inputs,
+            negative_prompt=parameters.negative_prompt,
+            audio_start_in_s=float(start),
+            audio_end_in_s=float(end),
+            num_inference_steps=parameters.num_inference_steps or DEFAULT_STEPS,
+            guidance_scale=DEFAULT_GUIDANCE
+            if parameters.guidance_scale is None
+            else parameters.guidance_scale,
+            seed=seed,
+        )
+
+    def batch_key(self, request: GenerationRequest) -> tuple[int, bool]:
+        """Requests with equal keys can be generated in one batch (same steps, guidance on/off)."""
+        return self.resolve(request, seed=0).batch_key
+
+    def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GeneratedAudio:
+        """Generate one request. Same seed, device and dtype: same samples.
+
+        `progress(done, total)` is called after every denoising step (e.g. to drive a step bar).
+        """
+        return self.generate_batch([request], progress=progress)[0]
+
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GeneratedAudio]:
+        """Generate compatible requests (equal `batch_key`) in one run; one result per request."""
+        resolved = [self.resolve(request) for request in requests]
         started = time.perf_counter()
-        with torch.inference_mode():
-            output = self.pipeline(request.inputs, **self.pipeline_arguments(request.parameters, seed))
-        samples = output.audios[0].float().cpu().numpy()
-        return GeneratedAudio(samples, self.sample_rate, seed, time.perf_counter() - started)
+        with self._lock, torch.inference_mode():
+            clips = denoise_batch(self.pipeline, resolved, denoiser=self._denoiser, progress=progress)
+        seconds = time.perf_counter() - started
+        return [
+            GeneratedAudio(clip.numpy(), self.sample_rate, request.seed, seconds, len(resolved))
+            for clip, request in zip(clips, resolved, strict=True)
+        ]
+
+    def warm_up(self) -> None:
+        """Run short generations at load: this compiles the transformer and checks that half
+        precision gives finite audio. Falls back to eager, then to fp32, when either fails."""
+        while not self._warm_up_once():
+            pass
+
+    def _warm_up_once(self) -> bool:
+        # A second batch size lets torch.compile mark the batch dimension dynamic up front.
+        for size in sorted({1, self.max_batch}):
+            requests = [
+                GenerationRequest.build(
+                    "warm-up", num_inference_steps=WARM_UP_STEPS, seed=row, audio_end_in_s=1.0
+                )
+                for row in range(size)
+            ]
+            try:
+                clips = self.generate_batch(requests)
+            except Exception as exc:
+                if not self.options.compile:
+                    raise
+                self.speed.fall_back(
+                    f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
+                )
+                self._denoiser = self.pipeline.transformer
+                return False
+            if self.options.dtype in HALF_DTYPES and not all(
+                np.isfinite(clip.samples).all() for clip in clips
+            ):
+                self.speed.fall_back(
+                    f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
+                    dtype=torch.float32,
+                )
+                place_pipeline(self.pipeline, self.options, self.device)
+                self._denoiser = compile_denoiser(self.pipeline.transformer, self.options)
+                return False
+        return True
 
 
 def load_generator(
     model: str,
     *,
     device: str | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: str | torch.dtype | None = None,
     token: str | None = None,
+    options: SpeedOptions | None = None,
+    **speed_overrides: Any,
 ) -> AudioGenerator:
-    """Load a model by hub id, local folder, or ``"offline"`` (no network, random weights)."""
+    """Load a model by hub id, local folder, or ``"offline"`` (no network, random weights).
+
+    Speed options: pass `options`, or overrides for `choose_speed_options` (``dtype="bf16"``,
+    ``compile=True``, ``max_batch=4``...); the rest is chosen by device.
+    """
     device = device or pick_device()
+    options = options or choose_speed_options(device, dtype=dtype, **speed_overrides)
     if model == OFFLINE_MODEL_NAME:
         log.warning(OFFLINE_NOTICE)
-        pipeline = build_offline_pipeline().to(device)
-        return AudioGenerator(pipeline, model_name=OFFLINE_MODEL_NAME, offline=True, device=device)
+        return AudioGenerator(
+            build_offline_pipeline(),
+            model_name=OFFLINE_MODEL_NAME,
+            offline=True,
+            device=device,
+            options=options,
+        )
 
     from diffusers import StableAudioPipeline
 
-    dtype = dtype or pick_dtype(device)
     offline = Path(model).is_dir() and is_offline_folder(model)
     try:
+        # Loaded in fp32 (the hub weights' dtype): the text encoder stays fp32, the rest is cast.
         pipeline = StableAudioPipeline.from_pretrained(
             model,
-            dtype=dtype,
+            dtype=torch.float32,
             token=token or os.environ.get("HF_TOKEN") or None,
         )
     except Exception as exc:  # hub errors come in many types; all mean "could not load"
         raise ModelLoadError(_load_hint(model, exc)) from None
     if offline:
         log.warning(OFFLINE_NOTICE)
-    return AudioGenerator(pipeline.to(device), model_name=model, offline=offline, device=device)
+    return AudioGenerator(pipeline, model_name=model, offline=offline, device=device, options=options)
 
 
 def _load_hint(model: str, exc: Exception) -> str:

@@ -1,0 +1,182 @@
+"""Speed options for the local pipeline, chosen by device, each one overridable.
+
+What each option does and why it keeps the output the same (within the dtype's tolerance):
+
+- **Half precision** (CUDA: fp16, the diffusers recipe's choice; bf16 on request; MPS: fp16;
+  CPU: fp32). Only the DiT transformer and the VAE run in half precision: the T5 text encoder
+  and the projection model run once per request and stay in fp32 (T5 is known to overflow in
+  fp16). The load-time warm-up checks that half precision gives finite audio; if not, the
+  model goes back to fp32 and the reason is kept in `SpeedReport.fallbacks`.
+- **SDPA attention**: diffusers' `StableAudioAttnProcessor2_0` already calls
+  `torch.nn.functional.scaled_dot_product_attention` (flash / memory-efficient kernels on
+  CUDA); we set it explicitly so a model saved with another processor still gets it.
+- **torch.compile** of the transformer (off unless asked): compiled at load by a warm-up
+  generation, so the first user request is not the slow one. If compiling fails (no C++
+  compiler, no Triton, an unsupported op), the transformer runs eagerly and the reason is kept.
+  ``compile_mode="reduce-overhead"`` adds CUDA graphs.
+- **VAE slicing** (decode one clip of a batch at a time: same output, less memory) on CUDA;
+  **VAE tiling** and **model CPU offload** only on GPUs with little memory (tiling blends
+  overlapping windows, so it may change the audio slightly).
+- **Batching**: up to `max_batch` compatible requests per pipeline run (4 on CUDA, 1 elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_NAMES.update({"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16})
+
+# Below these amounts of GPU memory, save memory at some cost in speed (tiling can also
+# change the audio slightly). The fp16 model is about 2.7 GB; a 47 s decode needs a few GB more.
+TILING_BELOW_BYTES = 16 * 2**30
+OFFLOAD_BELOW_BYTES = 8 * 2**30
+CUDA_MAX_BATCH = 4
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How the pipeline runs. Build it with `choose_speed_options`; all fields are plain values."""
+
+    dtype: torch.dtype = torch.float32
+    compile: bool = False
+    compile_mode: str | None = None  # torch.compile mode: None (default), "reduce-overhead", "max-autotune"
+    compile_backend: Any = "inductor"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: bool = False
+    max_batch: int = 1
+    warm_up: bool = False  # one short generation at load (compiles, checks half precision)
+
+    def describe(self) -> dict[str, Any]:
+        """The options as JSON-friendly values (for `/v1/models` and the bench table)."""
+        return {
+            "dtype": dtype_name(self.dtype),
+            "compile": self.compile,
+            "compile_mode": self.compile_mode,
+            "vae_slicing": self.vae_slicing,
+            "vae_tiling": self.vae_tiling,
+            "cpu_offload": self.cpu_offload,
+            "max_batch": self.max_batch,
+        }
+
+
+@dataclass
+class SpeedReport:
+    """What actually took effect: the options after fallbacks, and why each fallback happened."""
+
+    options: SpeedOptions
+    fallbacks: list[str] = field(default_factory=list)
+
+    def fall_back(self, reason: str, **changes: Any) -> None:
+        log.warning("speed option fallback: %s", reason)
+        self.fallbacks.append(reason)
+        self.options = replace(self.options, **changes)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    """``"bf16"``, ``"float16"``... to a torch dtype; None or ``"auto"`` stays None (choose by device)."""
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    if name == "auto":
+        return None
+    try:
+        return DTYPE_NAMES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use auto, {', '.join(DTYPE_NAMES)}") from None
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """fp16 on GPUs (the diffusers recipe; more mantissa than bf16, so closer to fp32), fp32 on CPU."""
+    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+
+
+def gpu_memory_bytes(device: str) -> int | None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return None
+
+
+def choose_speed_options(
+    device: str,
+    *,
+    dtype: str | torch.dtype | None = None,
+    compile: bool | None = None,
+    compile_mode: str | None = None,
+    max_batch: int | None = None,
+    vae_slicing: bool | None = None,
+    vae_tiling: bool | None = None,
+    cpu_offload: bool | None = None,
+    warm_up: bool | None = None,
+    memory_bytes: int | None = None,
+) -> SpeedOptions:
+    """The best options for `device`; any argument that is not None overrides the automatic choice."""
+    cuda = device.startswith("cuda")
+    memory = memory_bytes if memory_bytes is not None else gpu_memory_bytes(device)
+    small_gpu = cuda and memory is not None
+    chosen_dtype = parse_dtype(dtype) or default_dtype(device)
+    compile = bool(compile)
+    batch = max_batch if max_batch is not None else (CUDA_MAX_BATCH if cuda else 1)
+    if batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {batch}")
+    return SpeedOptions(
+        dtype=chosen_dtype,
+        compile=compile,
+        compile_mode=compile_mode,
+        vae_slicing=cuda if vae_slicing is None else vae_slicing,
+        vae_tiling=(small_gpu and memory < TILING_BELOW_BYTES) if vae_tiling is None else vae_tiling,
+        cpu_offload=(small_gpu and memory < OFFLOAD_BELOW_BYTES) if cpu_offload is None else cpu_offload,
+        max_batch=batch,
+        # GPUs: the first CUDA call pays for kernel selection; compile and half precision need checking.
+        warm_up=(cuda or compile or chosen_dtype in HALF_DTYPES) if warm_up is None else warm_up,
+    )
+
+
+def cast_module(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast in place. `torch.nn.Module.to` skips diffusers' warning about fp32-only modules,
+    which the Stable Audio classes do not have."""
+    if getattr(module, "_keep_in_fp32_modules", None):
+        module.to(dtype=dtype)
+    else:
+        torch.nn.Module.to(module, dtype=dtype)
+
+
+def place_pipeline(pipeline: Any, options: SpeedOptions, device: str) -> None:
+    """Put the components on `device` in their dtypes and switch on attention, VAE and offload options."""
+    from diffusers.models.attention_processor import StableAudioAttnProcessor2_0
+
+    cast_module(pipeline.text_encoder, torch.float32)
+    cast_module(pipeline.projection_model, torch.float32)
+    cast_module(pipeline.transformer, options.dtype)
+    cast_module(pipeline.vae, options.dtype)
+    pipeline.transformer.set_attn_processor(StableAudioAttnProcessor2_0())
+    if options.vae_slicing:
+        pipeline.vae.enable_slicing()
+    else:
+        pipeline.vae.disable_slicing()
+    if options.vae_tiling:
+        pipeline.vae.enable_tiling()
+    else:
+        pipeline.vae.disable_tiling()
+    if options.cpu_offload and device.startswith("cuda"):
+        pipeline.enable_model_cpu_offload(device=device)
+    else:
+        pipeline.to(device)
+
+
+def compile_denoiser(transformer: torch.nn.Module, options: SpeedOptions):
+    """The transformer, compiled when asked. Compilation happens lazily, at the first call (warm-up)."""
+    if not options.compile:
+        return transformer
+    return torch.compile(transformer, mode=options.compile_mode, backend=options.compile_backend)
