@@ -38,7 +38,9 @@ from .speed import (
     compile_denoiser,
     default_dtype,
     dtype_name,
+    full_precision_copy,
     place_pipeline,
+    restore_weights,
 )
 
 log = logging.getLogger(__name__)
@@ -103,10 +105,18 @@ class AudioGenerator:
         # The scheduler keeps per-run state: one run at a time, whoever calls.
         self._lock = threading.Lock()
         pipeline.set_progress_bar_config(disable=True)
+        # Casting to half precision and back loses bits (or overflows to inf): keep the original
+        # weights on the CPU until the warm-up has shown that half precision works.
+        self._original_weights = (
+            full_precision_copy(pipeline)
+            if self.options.warm_up and self.options.dtype in HALF_DTYPES
+            else None
+        )
         place_pipeline(pipeline, self.options, device)
         self._denoiser = compile_denoiser(pipeline.transformer, self.options)
         if self.options.warm_up:
             self.warm_up()
+        self._original_weights = None
 
     @property
     def options(self) -> SpeedOptions:
@@ -233,6 +243,7 @@ class AudioGenerator:
                     f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
                     dtype=torch.float32,
                 )
+                restore_weights(self.pipeline, self._original_weights)
                 place_pipeline(self.pipeline, self.options, self.device)
                 self._denoiser = compile_denoiser(self.pipeline.transformer, self.options)
                 return False

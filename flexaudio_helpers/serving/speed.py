@@ -124,7 +124,7 @@ def choose_speed_options(
     """The best options for `device`; any argument that is not None overrides the automatic choice."""
     cuda = device.startswith("cuda")
     memory = memory_bytes if memory_bytes is not None else gpu_memory_bytes(device)
-    small_gpu = cuda and memory is not None
+    memory_known = cuda and memory is not None
     chosen_dtype = parse_dtype(dtype) or default_dtype(device)
     compile = bool(compile)
     batch = max_batch if max_batch is not None else (CUDA_MAX_BATCH if cuda else 1)
@@ -135,8 +135,8 @@ def choose_speed_options(
         compile=compile,
         compile_mode=compile_mode,
         vae_slicing=cuda if vae_slicing is None else vae_slicing,
-        vae_tiling=(small_gpu and memory < TILING_BELOW_BYTES) if vae_tiling is None else vae_tiling,
-        cpu_offload=(small_gpu and memory < OFFLOAD_BELOW_BYTES) if cpu_offload is None else cpu_offload,
+        vae_tiling=(memory_known and memory < TILING_BELOW_BYTES) if vae_tiling is None else vae_tiling,
+        cpu_offload=(memory_known and memory < OFFLOAD_BELOW_BYTES) if cpu_offload is None else cpu_offload,
         max_batch=batch,
         # GPUs: the first CUDA call pays for kernel selection; compile and half precision need checking.
         warm_up=(cuda or compile or chosen_dtype in HALF_DTYPES) if warm_up is None else warm_up,
@@ -150,6 +150,30 @@ def cast_module(module: torch.nn.Module, dtype: torch.dtype) -> None:
         module.to(dtype=dtype)
     else:
         torch.nn.Module.to(module, dtype=dtype)
+
+
+HALF_PRECISION_COMPONENTS = ("transformer", "vae")
+
+
+def full_precision_copy(pipeline: Any) -> dict[str, dict[str, torch.Tensor]]:
+    """CPU copies of the weights that `place_pipeline` casts to half precision."""
+    return {
+        name: {
+            key: value.detach().to("cpu", copy=True)
+            for key, value in getattr(pipeline, name).state_dict().items()
+        }
+        for name in HALF_PRECISION_COMPONENTS
+    }
+
+
+def restore_weights(pipeline: Any, weights: dict[str, dict[str, torch.Tensor]] | None) -> None:
+    """Put back the weights saved by `full_precision_copy` (in fp32), e.g. after fp16 overflowed."""
+    if weights is None:
+        raise RuntimeError("no full-precision copy of the weights was kept; reload the model in float32")
+    for name, state in weights.items():
+        module = getattr(pipeline, name)
+        cast_module(module, torch.float32)
+        module.load_state_dict(state)
 
 
 def place_pipeline(pipeline: Any, options: SpeedOptions, device: str) -> None:

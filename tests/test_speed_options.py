@@ -1,0 +1,115 @@
+"""Speed options: the choice by device, and the fallbacks when compile or half precision fail.
+
+Everything runs on the CPU with the offline model. "Compile unavailable" is a real
+torch.compile whose backend cannot compile (as on a machine without a C++ compiler or Triton);
+"half precision unavailable" is a real model whose activations overflow fp16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.serving.offline_model import build_offline_pipeline
+from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
+from flexaudio_helpers.serving.speed import SpeedOptions, choose_speed_options, parse_dtype
+
+GIB = 2**30
+REQUEST = GenerationRequest.build("a door slams", audio_end_in_s=1.0, num_inference_steps=2, seed=11)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """The reference: fp32, eager, no warm-up."""
+    generator = load_generator("offline", device="cpu")
+    return generator, generator.generate(REQUEST)
+
+
+def test_cpu_gets_fp32_eager_and_no_batching():
+    options = choose_speed_options("cpu")
+    assert (options.dtype, options.compile, options.max_batch, options.warm_up) == (
+        torch.float32,
+        False,
+        1,
+        False,
+    )
+    assert not (options.vae_slicing or options.vae_tiling or options.cpu_offload)
+
+
+def test_cuda_gets_half_precision_slicing_and_batches():
+    options = choose_speed_options("cuda", memory_bytes=80 * GIB)
+    assert (options.dtype, options.max_batch, options.warm_up) == (torch.float16, 4, True)
+    assert options.vae_slicing and not options.vae_tiling and not options.cpu_offload
+
+
+def test_small_gpus_save_memory():
+    assert choose_speed_options("cuda", memory_bytes=12 * GIB).vae_tiling
+    tiny = choose_speed_options("cuda", memory_bytes=6 * GIB)
+    assert tiny.vae_tiling and tiny.cpu_offload
+
+
+def test_overrides_win_over_the_automatic_choice():
+    options = choose_speed_options("cuda", memory_bytes=6 * GIB, dtype="bf16", cpu_offload=False, max_batch=8)
+    assert (options.dtype, options.cpu_offload, options.max_batch) == (torch.bfloat16, False, 8)
+    assert parse_dtype("auto") is None
+    with pytest.raises(ValueError, match="unknown dtype 'half'; use auto, float32"):
+        parse_dtype("half")
+    with pytest.raises(ValueError, match="max_batch must be at least 1"):
+        choose_speed_options("cpu", max_batch=0)
+
+
+def test_compiled_transformer_gives_the_same_audio(plain):
+    _, expected = plain
+    # The "eager" backend runs torch.compile's graph capture without needing a C++ compiler.
+    compiled = load_generator(
+        "offline", device="cpu", options=SpeedOptions(compile=True, compile_backend="eager")
+    )
+    compiled.warm_up()
+    assert compiled.options.compile and not compiled.speed.fallbacks
+    np.testing.assert_array_equal(compiled.generate(REQUEST).samples, expected.samples)
+
+
+def _no_compiler(graph, example_inputs):
+    raise RuntimeError("no C++ compiler on this machine")
+
+
+def test_compile_failure_falls_back_to_eager(plain):
+    _, expected = plain
+    generator = load_generator(
+        "offline",
+        device="cpu",
+        options=SpeedOptions(compile=True, compile_backend=_no_compiler, warm_up=True),
+    )
+    assert not generator.options.compile
+    assert "torch.compile failed" in generator.speed.fallbacks[0]
+    assert "no C++ compiler" in generator.describe()["speed_fallbacks"][0]
+    np.testing.assert_array_equal(generator.generate(REQUEST).samples, expected.samples)
+
+
+def test_half_precision_runs_the_transformer_and_vae_only():
+    generator = load_generator("offline", device="cpu", dtype="bf16", warm_up=False)
+    pipeline = generator.pipeline
+    assert (pipeline.transformer.dtype, pipeline.vae.dtype) == (torch.bfloat16, torch.bfloat16)
+    assert (pipeline.text_encoder.dtype, pipeline.projection_model.dtype) == (torch.float32, torch.float32)
+    audio = generator.generate(REQUEST)
+    assert audio.samples.dtype == np.float32 and np.isfinite(audio.samples).all()
+    assert generator.describe()["dtype"] == "bfloat16"
+
+
+def test_half_precision_overflow_falls_back_to_fp32():
+    pipeline = build_offline_pipeline()
+    with torch.no_grad():  # the last decoder layer now outputs ~1e6: fine in fp32, inf in fp16
+        pipeline.vae.decoder.conv2.weight_g.mul_(2e6)
+    generator = AudioGenerator(
+        pipeline,
+        model_name="overflowing",
+        offline=True,
+        device="cpu",
+        options=SpeedOptions(dtype=torch.float16, warm_up=True),
+    )
+    assert generator.options.dtype == torch.float32
+    assert generator.pipeline.transformer.dtype == torch.float32
+    assert generator.speed.fallbacks == ["float16 gave non-finite audio; using float32"]
+    assert np.isfinite(generator.generate(REQUEST).samples).all()
