@@ -8,10 +8,16 @@ matrix products). Generations are kept few and short (1-2 s clips, 2-3 steps).
 from __future__ import annotations
 
 import asyncio
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+from conftest import start_server, stop_server
 
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.serving.offline_model import build_offline_pipeline
@@ -155,3 +161,35 @@ def test_a_full_queue_refuses_at_once(generator):
 
     refused = asyncio.run(scenario())
     assert refused.retry_after >= 1
+
+
+def test_the_endpoint_batches_requests_that_wait_together(tmp_path, generator):
+    """A real server with ``--max-batch 2``: while a first request runs, two more arrive and
+    share the next run (same X-Generation-Seconds), each with its own seed and audio."""
+    server = start_server(tmp_path, "--max-batch", "2", "--dtype", "float32")
+    bodies = [BATCH[0].to_body(), BATCH[1].to_body(), BATCH[2].to_body()]
+
+    def post(body):
+        return httpx.post(
+            f"{server.url}/v1/audios/generations", json=body, headers=server.headers(), timeout=120
+        )
+
+    try:
+        speed = httpx.get(f"{server.url}/v1/models").json()["data"][0]["speed"]
+        assert (speed["max_batch"], speed["dtype"]) == (2, "float32")
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            first = pool.submit(post, bodies[0])
+            time.sleep(0.5)  # the first request is now running (a run takes seconds here)
+            second, third = pool.submit(post, bodies[1]), pool.submit(post, bodies[2])
+            responses = [first.result(), second.result(), third.result()]
+    finally:
+        stop_server(server)
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    assert [response.headers["x-seed"] for response in responses] == ["5", "7", "9"]
+    seconds = [response.headers["x-generation-seconds"] for response in responses]
+    assert seconds[1] == seconds[2] != seconds[0]
+    # The batched third request's WAV is its solo audio, to 16-bit rounding.
+    samples, _ = sf.read(io.BytesIO(responses[2].content), dtype="float32")
+    alone = np.clip(generator.generate(BATCH[2]).samples, -1, 1).T
+    assert samples.shape == alone.shape
+    assert np.abs(samples - alone).max() <= 1.5 / 32768

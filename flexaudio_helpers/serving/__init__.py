@@ -2,7 +2,9 @@
 
 - `pipeline`: load Stable Audio Open (real weights or the offline model) and generate.
 - `offline_model`: the small random-weight model built in code, for machines with no hub.
-- `queue`: one generation at a time on the device, a bounded wait list in front.
+- `speed`: speed options chosen by device (dtype, SDPA, torch.compile, VAE slicing/tiling, offload).
+- `batching`: one denoising run for several requests, each getting the audio it would get alone.
+- `queue`: one run at a time on the device (compatible waiting requests batched), a bounded wait list.
 - `app`: the FastAPI app (route, auth, errors, WAV out).
 - ``python -m flexaudio_helpers.serving``: the command that serves it.
 """
