@@ -50,6 +50,10 @@ class EndpointUnavailable(FlexAudioError):
     """The endpoint stayed busy or unreachable after the retries ran out."""
 
 
+class GenerationTimeout(EndpointUnavailable, TimeoutError):
+    """No answer within the client's read timeout (not retried: the endpoint may still be working)."""
+
+
 class InvalidAudioResponse(FlexAudioError):
     """The endpoint answered, but the body is not (complete) audio."""
 

@@ -31,7 +31,9 @@ def test_every_notebook_was_executed_without_errors():
         code_cells = [cell for cell in executed["cells"] if cell["cell_type"] == "code"]
         assert code_cells and all(cell.get("execution_count") for cell in code_cells), source.name
         for cell in code_cells:
-            assert not any(output["output_type"] == "error" for output in cell.get("outputs", [])), source.name
+            assert not any(output["output_type"] == "error" for output in cell.get("outputs", [])), (
+                source.name
+            )
 
 
 def test_no_secret_in_any_output_or_written_file():

@@ -1,0 +1,361 @@
+"""Audio clips: samples plus the request that made them, saved, loaded, measured and shown.
+
+A `Clip` is what `AudioClient.generate()` returns. It saves itself as WAV or FLAC with the
+request and seed in the file's metadata (so any saved clip can be regenerated), and shows
+itself in Jupyter as a small OGG Vorbis player with one line of facts, about 15x lighter
+than `IPython.display.Audio`'s 16-bit WAV.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from .errors import FlexAudioError, InvalidAudioResponse
+from .params import GenerationRequest
+
+# Magic bytes of the formats an endpoint may answer with; the Content-Type is not trusted.
+AUDIO_MAGIC = {
+    b"RIFF": "WAV",
+    b"fLaC": "FLAC",
+    b"OggS": "OGG",
+    b"ID3": "MP3",
+}
+SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+METADATA_KEY = "flexaudio"
+# libsndfile drops the whole WAV INFO chunk when one string passes ~2045 bytes.
+WAV_METADATA_LIMIT = 2000
+CLIPPING_LEVEL = 0.999  # 16-bit full scale is 32767/32768 = 0.99997
+SILENCE_DBFS = -60.0
+# Vorbis quality for the inline player: 0 = best, 1 = smallest. 0.7 keeps 10 s of stereo
+# music near 100 KB (noise near 140 KB), well under the 250 KB goal, and sounds clean.
+EMBED_COMPRESSION = 0.7
+OFFLINE_FACT = "offline model: this is noise from random weights, not music"
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The audio format the bytes start with (WAV, FLAC, OGG, MP3), or None."""
+    if data[:4] == b"RIFF" and data[8:12] != b"WAVE":
+        return None
+    for magic, name in AUDIO_MAGIC.items():
+        if data.startswith(magic):
+            return name
+    # An MPEG audio frame without an ID3 tag starts with an 11-bit frame sync.
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
+        return "MP3"
+    return None
+
+
+def _not_audio_message(data: bytes) -> str:
+    if not data:
+        return "the endpoint answered with an empty body instead of audio"
+    preview = data[:200].decode("utf-8", "replace").strip()
+    kind = "JSON" if preview.startswith(("{", "[")) else "HTML" if preview.startswith("<") else "data"
+    return f"the endpoint answered with {kind} instead of audio ({len(data)} bytes): {preview!r}"
+
+
+def _check_complete(data: bytes, fmt: str) -> None:
+    """Raise when a WAV body is shorter than its own RIFF header says (a cut-off download)."""
+    if fmt != "WAV" or len(data) < 12:
+        return
+    declared = int.from_bytes(data[4:8], "little") + 8
+    # Streaming writers put 0 or 0xFFFFFFFF when they do not know the size yet.
+    if 8 < declared < 0xFFFFFFFF and len(data) < declared:
+        raise InvalidAudioResponse(
+            f"the audio is truncated: the WAV header announces {declared} bytes but {len(data)} arrived"
+        )
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode audio bytes to (float32 samples, channels first; sample rate), checking them first."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise InvalidAudioResponse(_not_audio_message(data))
+    _check_complete(data, fmt)
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as stream:
+            expected = stream.frames
+            samples = stream.read(dtype="float32", always_2d=True)
+            rate = stream.samplerate
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise InvalidAudioResponse(
+            f"the {fmt} audio could not be decoded ({len(data)} bytes): {exc}"
+        ) from None
+    if len(samples) < expected or len(samples) == 0:
+        raise InvalidAudioResponse(
+            f"the {fmt} audio is truncated: {len(samples)} of {expected} frames could be read"
+        )
+    return np.ascontiguousarray(samples.T), rate
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """Quality facts about a clip. Levels in dBFS (0 = full scale); LUFS per ITU-R BS.1770."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    peak: float
+    peak_dbfs: float
+    rms_dbfs: float
+    lufs: float | None  # None for clips shorter than one 0.4 s gating block
+    clipped_samples: int
+    leading_silence: float
+    trailing_silence: float
+
+    @property
+    def clipping(self) -> bool:
+        return self.clipped_samples > 0
+
+    def summary(self) -> str:
+        """One line: duration, rate, peak, loudness, and clipping/silence when present."""
+        loudness = f"{self.lufs:.1f} LUFS" if self.lufs is not None and np.isfinite(self.lufs) else "n/a LUFS"
+        parts = [
+            f"{self.duration:.2f} s",
+            f"{self.sample_rate / 1000:g} kHz {'stereo' if self.channels == 2 else f'{self.channels} ch'}",
+            f"peak {self.peak_dbfs:.1f} dBFS",
+            loudness,
+        ]
+        if self.clipping:
+            parts.append(f"clipping: {self.clipped_samples} samples")
+        if self.leading_silence >= 0.05 or self.trailing_silence >= 0.05:
+            parts.append(f"silence {self.leading_silence:.2f} s / {self.trailing_silence:.2f} s")
+        return " · ".join(parts)
+
+
+def _dbfs(value: float) -> float:
+    return float(20 * np.log10(value)) if value > 0 else float("-inf")
+
+
+def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
+    """Peak, RMS, integrated loudness (pyloudnorm), clipping and leading/trailing silence."""
+    samples = np.atleast_2d(samples)
+    magnitude = np.abs(samples).max(axis=0) if samples.size else np.zeros(0)
+    peak = float(magnitude.max()) if magnitude.size else 0.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    audible = np.flatnonzero(magnitude > 10 ** (SILENCE_DBFS / 20))
+    frames = samples.shape[1]
+    leading = (audible[0] if audible.size else frames) / sample_rate
+    trailing = (frames - 1 - audible[-1] if audible.size else frames) / sample_rate
+    return AudioFacts(
+        duration=frames / sample_rate,
+        sample_rate=sample_rate,
+        channels=samples.shape[0],
+        peak=peak,
+        peak_dbfs=_dbfs(peak),
+        rms_dbfs=_dbfs(rms),
+        lufs=_integrated_loudness(samples, sample_rate),
+        clipped_samples=int(np.count_nonzero(np.abs(samples) >= CLIPPING_LEVEL)),
+        leading_silence=float(leading),
+        trailing_silence=float(trailing),
+    )
+
+
+def _integrated_loudness(samples: np.ndarray, sample_rate: int) -> float | None:
+    import pyloudnorm  # imported here: it pulls in scipy.signal, which notebooks rarely need
+
+    if samples.shape[1] < int(0.4 * sample_rate):
+        return None
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples.T.astype(np.float64)))
+
+
+def _metadata_text(metadata: dict[str, Any], *, limit: int | None) -> str:
+    text = json.dumps(metadata, separators=(",", ":"), sort_keys=True)
+    if limit is None or len(text) <= limit:
+        return text
+    packed = "zlib:" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+    if len(packed) <= limit:
+        return packed
+    raise FlexAudioError(
+        f"the request is too long for WAV metadata ({len(text)} characters, limit {limit}); "
+        "save as .flac instead, which has no such limit"
+    )
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        if text.startswith("zlib:"):
+            text = zlib.decompress(base64.b64decode(text[5:])).decode()
+        data = json.loads(text)
+    except (ValueError, zlib.error):
+        return None  # a comment some other program wrote
+    return data.get(METADATA_KEY) if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Clip:
+    """Generated audio: float32 samples (channels, frames), their rate, and how they were made.
+
+    `request` is the validated request, `seed` the seed actually used (from the endpoint's
+    ``X-Seed`` header), `timings` wall-clock seconds (``request``, and ``generation`` and
+    ``queue`` when the endpoint reports them) and `offline` is True for the offline model's noise.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    request: GenerationRequest | None = None
+    seed: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    offline: bool = False
+
+    def __post_init__(self) -> None:
+        samples = np.atleast_2d(np.asarray(self.samples, dtype=np.float32))
+        if samples.ndim != 2 or (samples.shape[1] <= 8 < samples.shape[0]):
+            raise ValueError(
+                f"samples must be (channels, frames), got shape {samples.shape} "
+                "(soundfile gives (frames, channels): transpose it)"
+            )
+        object.__setattr__(self, "samples", samples)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        request: GenerationRequest | None = None,
+        seed: int | None = None,
+        timings: dict[str, float] | None = None,
+        offline: bool = False,
+    ) -> Clip:
+        """Decode WAV/FLAC/OGG/MP3 bytes (checked by magic bytes; `InvalidAudioResponse` if not audio)."""
+        samples, rate = decode_audio(data)
+        if seed is None and request is not None:
+            seed = request.parameters.seed
+        return cls(samples, rate, request, seed, dict(timings or {}), offline)
+
+    # ----- facts ---------------------------------------------------------------------------
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.samples.shape[1]
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+    @property
+    def prompt(self) -> str | None:
+        return self.request.inputs if self.request else None
+
+    @cached_property
+    def facts(self) -> AudioFacts:
+        """Peak, loudness, clipping and silence (computed once)."""
+        return measure(self.samples, self.sample_rate)
+
+    def reproducible_request(self) -> GenerationRequest | None:
+        """The request with the seed actually used filled in: sending it again gives this clip."""
+        if self.request is None:
+            return None
+        if self.seed is None or self.request.parameters.seed == self.seed:
+            return self.request
+        return self.request.with_parameters(seed=self.seed)
+
+    # ----- files ---------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """What `save` stores in the file's comment: the request, the seed and where it came from."""
+        return {
+            METADATA_KEY: {
+                "request": self.request.to_body() if self.request else None,
+                "seed": self.seed,
+                "offline": self.offline,
+            }
+        }
+
+    def save(self, path: str | os.PathLike, *, subtype: str = "PCM_16") -> Path:
+        """Write WAV or FLAC (by extension) atomically, with the request and seed as metadata."""
+        path = Path(path)
+        fmt = SAVE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise FlexAudioError(f"cannot save {path.name!r}: use a .wav or .flac file name")
+        comment = _metadata_text(self.metadata(), limit=WAV_METADATA_LIMIT if fmt == "WAV" else None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(handle)
+        try:
+            with sf.SoundFile(
+                temporary, "w", self.sample_rate, self.channels, subtype=subtype, format=fmt
+            ) as stream:
+                stream.comment = comment
+                stream.software = "flexaudio"
+                if self.prompt:
+                    stream.title = self.prompt[:200]
+                # The model's output is not bounded; clip rather than wrap around in PCM.
+                stream.write(np.clip(self.samples, -1.0, 1.0).T)
+            os.chmod(temporary, 0o644)  # mkstemp made it 0600; a clip is not a secret
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Clip:
+        """Read a clip saved by `save` (request and seed restored) or any audio file (no request)."""
+        with sf.SoundFile(path) as stream:
+            samples = stream.read(dtype="float32", always_2d=True)
+            rate = stream.samplerate
+            saved = _parse_metadata(stream.comment)
+        request = seed = None
+        offline = False
+        if saved:
+            body = saved.get("request")
+            request = GenerationRequest.from_body(body) if body else None
+            seed = saved.get("seed")
+            offline = bool(saved.get("offline"))
+        return cls(np.ascontiguousarray(samples.T), rate, request, seed, {}, offline)
+
+    # ----- display -------------------------------------------------------------------------
+    def encode(self, fmt: str = "OGG", *, compression: float = EMBED_COMPRESSION) -> bytes:
+        """The clip as compressed bytes (OGG Vorbis by default), e.g. for embedding."""
+        buffer = io.BytesIO()
+        options = {"subtype": "VORBIS", "compression_level": compression} if fmt == "OGG" else {}
+        sf.write(buffer, np.clip(self.samples, -1.0, 1.0).T, self.sample_rate, format=fmt, **options)
+        return buffer.getvalue()
+
+    def summary(self) -> str:
+        """The facts line shown under the player."""
+        line = self.facts.summary()
+        if self.seed is not None:
+            line += f" · seed {self.seed}"
+        if self.offline:
+            line += f" · {OFFLINE_FACT}"
+        return line
+
+    def _repr_html_(self) -> str:
+        # Plain <audio>/<source> markup with a data: URI, like IPython.display.Audio, so it
+        # survives JupyterLab's sanitizer and static HTML exports (nbconvert, GitHub).
+        data = base64.b64encode(self.encode()).decode("ascii")
+        title = html.escape(self.prompt or "clip")
+        facts = html.escape(self.summary())
+        return (
+            f'<div class="flexaudio-clip" title="{title}">'
+            f'<audio controls preload="metadata"><source src="data:audio/ogg;base64,{data}" '
+            'type="audio/ogg"/>Your browser cannot play OGG Vorbis.</audio>'
+            f'<div style="font-size:85%;font-family:monospace">{facts}</div></div>'
+        )
+
+    def __repr__(self) -> str:
+        prompt = self.prompt if self.prompt is None or len(self.prompt) <= 50 else self.prompt[:47] + "..."
+        offline = ", offline=True" if self.offline else ""
+        return (
+            f"Clip({self.duration:.2f} s, {self.sample_rate} Hz, {self.channels} ch, "
+            f"prompt={prompt!r}, seed={self.seed}{offline})"
+        )
