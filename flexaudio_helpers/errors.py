@@ -58,6 +58,14 @@ class InvalidAudioResponse(FlexAudioError):
     """The endpoint answered, but the body is not (complete) audio."""
 
 
+class EndpointNotConfigured(FlexAudioError, ValueError):
+    """No usable endpoint URL: none given and no INFERENCE_URL (environment or .env), or not http(s)."""
+
+
+class GenerationFailed(FlexAudioError):
+    """The endpoint answered with an error that retrying will not fix (HTTP 500, an unexpected status)."""
+
+
 class ModelLoadError(FlexAudioError):
     """The local endpoint could not load the requested model."""
 
