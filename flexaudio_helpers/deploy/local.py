@@ -230,7 +230,8 @@ class LocalDeployment(Deployment):
 
         arguments = ["-m", SERVER_MODULE, "--task", "text-to-audio", "--model", choice.model]
         arguments += ["--port", str(port)]
-        api_key = secrets.token_urlsafe(32)
+        # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
+        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(32)
         environment = {**os.environ, API_KEY_ENV: api_key, "PYTHONUNBUFFERED": "1"}
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
