@@ -49,7 +49,7 @@ notebooks: install
 	rm -rf test-artifacts/notebooks test-artifacts/state
 	mkdir -p $(NB_RUN) && cp notebooks/*.ipynb $(NB_RUN)/
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
-	$(NB_ENV) $(BIN)/pytest --nbmake --nbmake-timeout=300 --overwrite -p no:cacheprovider $(NB_RUN)
+	$(NB_ENV) $(BIN)/pytest --nbmake --nbmake-timeout=300 --overwrite -p no:cacheprovider --durations=0 $(NB_RUN)
 	FLEXAUDIO_EXECUTED_NOTEBOOKS=$(CURDIR)/$(NB_RUN) $(NB_ENV) $(BIN)/pytest -q tests/test_notebook_outputs.py
 
 clean:

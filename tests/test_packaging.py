@@ -44,7 +44,8 @@ def test_notebooks_are_committed_without_outputs():
         assert "widgets" not in notebook.get("metadata", {}), path.name
         for cell in notebook["cells"]:
             assert not cell.get("outputs") and not cell.get("execution_count"), path.name
-            assert not any(line.lstrip().startswith("!") for line in cell["source"]), path.name
             if cell["cell_type"] == "code":
                 lines = "".join(cell["source"]).splitlines()
+                shell_escapes = [line for line in lines if line.lstrip().startswith(("!", "%%bash", "%sx"))]
+                assert not shell_escapes, f"{path.name}: call Python, not the shell: {shell_escapes}"
                 assert len(lines) <= 15, f"{path.name}: a code cell has {len(lines)} lines (max 15)"
