@@ -1,0 +1,271 @@
+"""The explorer's memory and its background work, kept apart from the widgets.
+
+- `Take`: one clip made in the session, numbered, with where it came from.
+- `Session`: every take, saving one, and exporting them all with a replayable manifest.
+- `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick.
+- `sweep_requests`: one request per value of the swept parameter, validated before anything is sent.
+
+Nothing here imports ipywidgets, so it can be used (and read) on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .audio import Clip
+from .errors import InvalidParameters
+from .params import ALLOWED, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+# The parameters a sweep can vary, and how to read the values typed for them.
+SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
+MAX_SWEEP_VALUES = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Take:
+    """One clip of the session: `number` counts from 1, `origin` says what made it."""
+
+    number: int
+    clip: Clip
+    origin: str = "generate"
+    made_at: float = field(default_factory=time.time)
+    click_to_audio: float | None = None  # seconds from the click to the player being shown
+
+    @property
+    def request(self) -> GenerationRequest | None:
+        """The request with the seed actually used: sending it again remakes this clip."""
+        return self.clip.reproducible_request()
+
+    def parameters(self) -> dict[str, Any]:
+        request = self.request
+        return request.parameters.model_dump(exclude_none=True) if request else {}
+
+    def short_parameters(self) -> str:
+        """E.g. ``10.0 s · 200 steps · guidance 7 · seed 42``."""
+        values = self.parameters()
+        parts = [f"{self.clip.duration:.1f} s"]
+        if "num_inference_steps" in values:
+            parts.append(f"{values['num_inference_steps']} steps")
+        if "guidance_scale" in values:
+            parts.append(f"guidance {values['guidance_scale']:g}")
+        parts.append(f"seed {self.clip.seed}")
+        return " · ".join(parts)
+
+    def label(self) -> str:
+        """One line for the history list."""
+        prompt = self.clip.prompt or "(no prompt)"
+        prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+        return f"#{self.number} {prompt} · {self.short_parameters()} ({self.origin})"
+
+    def file_name(self, suffix: str = ".flac") -> str:
+        return f"clip-{self.number:03d}-seed{self.clip.seed}{suffix}"
+
+
+class Session:
+    """Every take made in one explorer session, in order (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._takes: list[Take] = []
+        self._lock = threading.Lock()
+
+    def add(self, clip: Clip, origin: str = "generate", click_to_audio: float | None = None) -> Take:
+        with self._lock:
+            take = Take(len(self._takes) + 1, clip, origin, click_to_audio=click_to_audio)
+            self._takes.append(take)
+        return take
+
+    @property
+    def takes(self) -> tuple[Take, ...]:
+        with self._lock:
+            return tuple(self._takes)
+
+    def __len__(self) -> int:
+        return len(self.takes)
+
+    def get(self, number: int) -> Take:
+        return self.takes[number - 1]
+
+    @staticmethod
+    def save(take: Take, folder: str | os.PathLike, fmt: str = "wav") -> Path:
+        """Save one take as WAV or FLAC in `folder` (request and seed in the file's metadata)."""
+        return take.clip.save(Path(folder) / take.file_name(f".{fmt.lower().lstrip('.')}"))
+
+    def export(self, folder: str | os.PathLike) -> Path:
+        """Save every take as FLAC in `folder` and write `manifest.jsonl`; return the manifest's path.
+
+        The manifest has `AudioClient.generate_many`'s format, one line per clip: ``index``,
+        ``status``, ``request`` (the body, with the seed used, so ``flexaudio batch`` can make the
+        clip again), ``seed``, ``path`` (relative to `folder`), ``timings``, plus ``origin`` and
+        ``offline``.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for index, take in enumerate(self.takes):
+            path = self.save(take, folder, "flac")
+            request = take.request
+            entry = {
+                "index": index,
+                "status": "ok",
+                "request": request.to_body() if request else None,
+                "seed": take.clip.seed,
+                "path": path.name,
+                "error": None,
+                "timings": take.clip.timings,
+                "origin": take.origin,
+                "offline": take.clip.offline,
+            }
+            lines.append(json.dumps(entry))
+        manifest = folder / MANIFEST_NAME
+        _write_atomic(manifest, "".join(line + "\n" for line in lines))
+        return manifest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:
+    """`base` once per value in `values` (``"3, 7, 12"``), each validated; `InvalidParameters` if not."""
+    kind = SWEEPABLE.get(parameter)
+    if kind is None:
+        raise InvalidParameters(
+            f"cannot sweep {parameter!r}; choose one of {', '.join(SWEEPABLE)}",
+            field="parameter",
+            value=parameter,
+            allowed=", ".join(SWEEPABLE),
+        )
+    words = [word for word in values.replace(";", ",").replace(" ", ",").split(",") if word]
+    allowed = f"2 to {MAX_SWEEP_VALUES} values, each {ALLOWED[parameter]}"
+    if not 2 <= len(words) <= MAX_SWEEP_VALUES:
+        raise InvalidParameters(
+            f"{parameter}: give {allowed} (got {len(words)})", field=parameter, value=values, allowed=allowed
+        )
+    requests = []
+    for word in words:
+        try:
+            value = kind(word)
+        except ValueError:
+            raise InvalidParameters(
+                f"{parameter}={word!r} is not {'an integer' if kind is int else 'a number'}; "
+                f"allowed: {allowed}",
+                field=parameter,
+                value=word,
+                allowed=allowed,
+            ) from None
+        requests.append(base.with_parameters(**{parameter: value}))
+    return requests
+
+
+class Job:
+    """Run `work()` in a daemon thread; report through callbacks unless cancelled.
+
+    `on_result(result)` or `on_error(exception)` runs in the worker thread when `work` ends;
+    `on_tick(elapsed_seconds)` runs every `tick_seconds` meanwhile. After `cancel()` none of them
+    runs again: the work itself is not interrupted (an HTTP request cannot be recalled), only its
+    result is abandoned. Callbacks never overlap, so a late tick cannot overwrite the result.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[], Any],
+        *,
+        on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        on_tick: Callable[[float], None] | None = None,
+        tick_seconds: float = 0.25,
+        name: str = "flexaudio-explorer",
+    ) -> None:
+        self.work = work
+        self.on_result = on_result
+        self.on_error = on_error
+        self.on_tick = on_tick
+        self.tick_seconds = tick_seconds
+        self.name = name
+        self.started = 0.0
+        self.cancelled = False
+        self._finished = False
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set() and not self.cancelled
+
+    def start(self) -> Job:
+        self.started = time.monotonic()
+        threading.Thread(target=self._run, name=self.name, daemon=True).start()
+        if self.on_tick:
+            threading.Thread(target=self._tick, name=f"{self.name}-tick", daemon=True).start()
+        return self
+
+    def cancel(self) -> None:
+        """Abandon the result: no callback runs after this returns."""
+        with self._lock:
+            self.cancelled = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the work and its callback are over; False on timeout."""
+        return self._done.wait(timeout)
+
+    def _run(self) -> None:
+        try:
+            try:
+                result = self.work()
+            except Exception as exc:
+                self._report(self.on_error, exc)
+            else:
+                self._report(self.on_result, result)
+        finally:
+            self._done.set()
+
+    def _report(self, callback: Callable[[Any], None], value: Any) -> None:
+        with self._lock:
+            self._finished = True
+            if self.cancelled:
+                return
+            try:
+                callback(value)
+            except Exception as exc:  # e.g. plotting failed: still say so in the widget
+                if callback is self.on_error:
+                    log.exception("the explorer could not show an error")
+                else:
+                    try:
+                        self.on_error(exc)
+                    except Exception:
+                        log.exception("the explorer could not show an error")
+
+    def _tick(self) -> None:
+        while not self._done.wait(self.tick_seconds):
+            with self._lock:
+                if self._finished or self.cancelled:
+                    return
+                try:
+                    self.on_tick(self.elapsed)
+                except Exception:
+                    log.exception("the explorer's progress display failed")
+                    return

@@ -1,0 +1,215 @@
+"""The parameter explorer, driven headless (no kernel): real widgets, a real offline endpoint.
+
+Buttons are `.click()`ed as a person would; the worker threads talk over HTTP to the
+`offline_server` fixture. Every generation is 1 s and 2 steps, to keep the run short.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, Explorer, explore
+from flexaudio_helpers.explorer_session import MANIFEST_NAME
+from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png(value) -> bool:
+    return bytes(value).startswith(PNG_MAGIC)
+
+
+@pytest.fixture
+def client(offline_server):
+    with AudioClient(offline_server.url, offline_server.api_key) as client:
+        yield client
+
+
+@pytest.fixture
+def explorer(client, tmp_path):
+    app = Explorer(client, folder=tmp_path / "session")
+    assert app.wait(60), "the endpoint check did not finish"
+    yield app
+    app.close()
+
+
+def cheap(app: Explorer, seed: int | None = 7) -> None:
+    """The cheapest request the controls can make: 1 s, 2 steps, a fixed seed."""
+    app.prompt.value = "A short test of the explorer"
+    app.duration.value = 1.0
+    app.steps.value = 2
+    app.guidance.value = 5.0
+    if seed is None:
+        app.random_seed.value = True
+    else:
+        app.use_seed(seed)
+
+
+def test_bounds_come_from_the_parameter_model_and_the_endpoint(explorer):
+    # The offline endpoint reports 47.55 s; the slider stops at 47.5.
+    assert explorer.model_facts["offline"] is True
+    assert explorer.duration.max == MAX_SLIDER_SECONDS == 47.5
+    explorer.duration.value = 100.0
+    assert explorer.duration.value == 47.5
+    explorer.duration.value = 0.01
+    assert explorer.duration.value == 0.5
+    explorer.steps.value = 5000
+    assert explorer.steps.value == MAX_STEPS
+    explorer.steps.value = 0
+    assert explorer.steps.value == 1
+    explorer.guidance.value = 99.0
+    assert explorer.guidance.value == MAX_GUIDANCE
+    explorer.guidance.value = -1.0
+    assert explorer.guidance.value == 0.0
+    explorer.random_seed.value = False
+    explorer.seed.value = -5
+    assert explorer.seed.value == 0
+    explorer.seed.value = 2**60
+    assert explorer.seed.value == MAX_WIDGET_SEED
+    # Whatever the sliders hold, the request they describe is valid.
+    request = explorer.request()
+    assert request.parameters.audio_end_in_s == 0.5 and request.parameters.seed == MAX_WIDGET_SEED
+
+    # What the sliders cannot stop is refused before anything is sent, naming the field.
+    explorer.prompt.value = "   "
+    assert explorer.generate() is None
+    assert "Invalid parameters" in explorer.message.value and "inputs" in explorer.message.value
+    assert not explorer.generate_button.disabled and len(explorer.session) == 0
+
+    explorer.prompt.value = "rain"
+    explorer.sweep_parameter.value = "guidance_scale"
+    explorer.sweep_values.value = "3, 99"
+    assert explorer.sweep() is None
+    assert "guidance_scale" in explorer.sweep_status.value and "99" in explorer.sweep_status.value
+    explorer.sweep_values.value = "7"
+    assert explorer.sweep() is None
+    assert "2 to 8 values" in explorer.sweep_status.value
+
+
+def test_generate_shows_the_clip_and_keeps_it(explorer, tmp_path):
+    cheap(explorer, seed=7)
+    assert explorer.banner.layout.display is None, "the offline banner is shown once the endpoint says so"
+    started = time.monotonic()
+    explorer.generate_button.click()
+    # While it runs: Generate is disabled, Cancel enabled, and the click returned at once.
+    assert explorer.generate_button.disabled and not explorer.cancel_button.disabled
+    assert explorer.job is not None and explorer.job.running
+    assert explorer.wait(120)
+    print(f"headless click to audio: {time.monotonic() - started:.2f} s")
+
+    assert not explorer.generate_button.disabled and explorer.cancel_button.disabled
+    assert explorer.message.value == ""
+    assert len(explorer.session) == 1
+    take = explorer.session.get(1)
+    assert take.clip.seed == 7 and take.clip.offline
+    assert take.request.parameters.num_inference_steps == 2
+    assert "<audio" in explorer.player.value and "noise" in explorer.player.value
+    assert is_png(explorer.plot.value)
+    assert "seed used" in explorer.details.value and "<td>7</td>" in explorer.details.value
+    assert "click to audio" in explorer.details.value
+    assert explorer.status.value.startswith("Clip #1")
+    assert [value for _, value in explorer.history.options] == [1]
+    assert "#1 A short test" in explorer.history.options[0][0]
+
+    # Random seeds are drawn here and reported; "reuse last seed" brings the last one back.
+    explorer.random_seed.value = True
+    assert explorer.seed.disabled
+    explorer.reuse_seed.click()
+    assert explorer.random_seed.value is False and explorer.seed.value == 7 and not explorer.seed.disabled
+
+    # History: replay, re-plot, save WAV and FLAC (request and seed inside), load into controls.
+    explorer.history.value = 1
+    explorer.history_buttons["Play"].click()
+    assert "<audio" in explorer.history_view.children[0].value
+    explorer.history_buttons["Plot"].click()
+    assert is_png(explorer.history_view.children[0].value)
+    for label, suffix in (("Save WAV", ".wav"), ("Save FLAC", ".flac")):
+        explorer.history_buttons[label].click()
+        saved = list((tmp_path / "session").glob(f"*{suffix}"))
+        assert len(saved) == 1, explorer.history_message.value
+        assert Clip.load(saved[0]).request == take.request
+    explorer.prompt.value, explorer.steps.value, explorer.duration.value = "something else", 50, 20.0
+    explorer.history_buttons["Load into controls"].click()
+    assert explorer.prompt.value == "A short test of the explorer"
+    assert (explorer.steps.value, explorer.duration.value, explorer.guidance.value) == (2, 1.0, 5.0)
+    assert explorer.request() == take.request
+
+
+def test_cancel_abandons_the_result(explorer):
+    cheap(explorer, seed=3)
+    explorer.generate_button.click()
+    job = explorer.job
+    explorer.cancel_button.click()
+    assert not explorer.generate_button.disabled and explorer.cancel_button.disabled
+    assert "Cancelled" in explorer.status.value
+    assert job.wait(120)  # the worker finished its request...
+    time.sleep(0.3)
+    assert len(explorer.session) == 0  # ...and its clip was dropped
+    assert explorer.player.value == "" and "Cancelled" in explorer.status.value
+
+
+def test_a_wrong_key_is_a_message_not_a_traceback(offline_server, tmp_path):
+    with AudioClient(offline_server.url, "not-the-key", max_retries=0) as client:
+        app = Explorer(client, folder=tmp_path)
+        cheap(app)
+        app.generate_button.click()
+        assert app.wait(60)
+        assert "AuthenticationError" in app.message.value and "API key" in app.message.value
+        assert "Traceback" not in app.message.value and "not-the-key" not in app.message.value
+        assert app.status.value.startswith("Failed")
+        assert not app.generate_button.disabled and len(app.session) == 0
+        app.close()
+
+
+def test_sweep_compare_and_export(explorer, tmp_path):
+    cheap(explorer, seed=11)
+    explorer.sweep_parameter.value = "seed"
+    explorer.sweep_values.value = "1, 2"
+    explorer.sweep_concurrency.value = 2
+    explorer.sweep_button.click()
+    assert explorer.sweep_button.disabled and not explorer.sweep_cancel.disabled
+    assert explorer.wait(180)
+    assert "2 of 2 clips" in explorer.sweep_status.value, explorer.sweep_status.value
+    assert [take.clip.seed for take in explorer.session.takes] == [1, 2]
+    assert all(take.origin.startswith("sweep 1: seed=") for take in explorer.session.takes)
+    players, grid = explorer.sweep_view.children
+    assert len(players.children) == 2 and is_png(grid.value)
+    assert len(list((tmp_path / "session" / "sweep-01").glob("*.wav"))) == 2
+    assert not explorer.sweep_button.disabled
+
+    # A/B: the two clips side by side, then one comparison figure.
+    explorer.compare_a.value, explorer.compare_b.value = 1, 2
+    explorer.compare_button.click()
+    columns, figure = explorer.compare_view.children
+    headings = [column.children[0].value for column in columns.children]
+    assert headings == ["<b>A: clip #1</b>", "<b>B: clip #2</b>"]
+    assert all("<audio" in column.children[1].value for column in columns.children)
+    assert is_png(figure.value)
+
+    # Export: every clip as FLAC plus a manifest with the requests that remake them.
+    out = tmp_path / "export"
+    explorer.export_folder.value = str(out)
+    explorer.export_button.click()
+    lines = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [1, 2]
+    for line, take in zip(lines, explorer.session.takes, strict=True):
+        assert line["request"] == take.request.to_body()
+        assert Clip.load(out / line["path"]).request == take.request
+    assert "flexaudio batch" in explorer.export_message.value
+
+
+def test_explore_takes_an_endpoint_or_the_environment(offline_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERENCE_URL", offline_server.url)
+    monkeypatch.setenv("INFERENCE_API_KEY", offline_server.api_key)
+    monkeypatch.setenv("FLEXAUDIO_STATE_DIR", str(tmp_path / "state"))
+    app = explore(folder=tmp_path)
+    assert app.wait(60) and app.model_facts.get("offline") is True
+    assert offline_server.api_key not in repr(app.client)
+    app.close()
+    with pytest.raises(TypeError, match="Endpoint or an AudioClient"):
+        explore(42)
