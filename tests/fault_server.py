@@ -1,0 +1,218 @@
+"""A real HTTP server on 127.0.0.1 that misbehaves on cue, for the client's fault tests.
+
+`FaultServer` answers ``POST /v1/audios/generations`` with the next action of its script (then
+`then`, by default a small valid WAV); any other path gets FastAPI's ``{"detail": "Not Found"}``
+404. It records every request (method, path, headers, body, arrival time), so a test can count
+the client's retries exactly. Actions are plain functions of the request handler: `audio`,
+`error`, `reply`, `reset`, `truncated`, `cut`, `not_audio`, `stall`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import soundfile as sf
+
+from flexaudio_helpers.protocol import GENERATIONS_ROUTE, OFFLINE_HEADER, SEED_HEADER, error_body
+
+Action = Callable[["FaultHandler"], None]
+
+
+def wav_bytes(seconds: float = 0.1, rate: int = 44_100) -> bytes:
+    """A small stereo 16-bit WAV of a quiet tone."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.1 * np.sin(2 * np.pi * 440 * t)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([tone, tone], axis=1), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# ----- actions -------------------------------------------------------------------------------
+def reply(
+    status: int, body: bytes | str | dict = b"", headers: dict | None = None, content_type=None
+) -> Action:
+    """Answer `status` with `body` (a dict is sent as JSON)."""
+    if isinstance(body, dict):
+        body, content_type = json.dumps(body).encode(), content_type or "application/json"
+    elif isinstance(body, str):
+        body, content_type = body.encode(), content_type or "text/plain"
+
+    def act(handler: FaultHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type or "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return act
+
+
+def error(status: int, message: str = "injected", param: str | None = None, **headers: str) -> Action:
+    """Our endpoint's JSON error shape."""
+    return reply(status, error_body(message, "injected_error", param), headers)
+
+
+def audio(seed: int = 7, seconds: float = 0.1) -> Action:
+    """A valid WAV with the endpoint's facts headers."""
+    headers = {SEED_HEADER: str(seed), OFFLINE_HEADER: "false", "X-Generation-Seconds": "0.010"}
+    return reply(200, wav_bytes(seconds), headers, "audio/wav")
+
+
+def not_audio() -> Action:
+    """An HTML page that claims to be audio (the Content-Type is not to be trusted)."""
+    page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    return reply(200, page, content_type="audio/wav")
+
+
+def truncated() -> Action:
+    """A complete HTTP answer whose WAV is cut short of what its own header announces."""
+    data = wav_bytes(0.5)
+    return reply(200, data[: len(data) // 3], {SEED_HEADER: "7"}, "audio/wav")
+
+
+def cut() -> Action:
+    """Announce the whole WAV, send a third of it, and hang up."""
+
+    def act(handler: FaultHandler) -> None:
+        data = wav_bytes(0.5)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/wav")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[: len(data) // 3])
+        handler.hang_up()
+
+    return act
+
+
+def reset() -> Action:
+    """Close the connection with a TCP reset before answering."""
+
+    def act(handler: FaultHandler) -> None:
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.hang_up()
+
+    return act
+
+
+def stall(seconds: float = 30.0) -> Action:
+    """Say nothing for `seconds` (or until the server stops), then answer audio."""
+
+    def act(handler: FaultHandler) -> None:
+        handler.server.stopping.wait(seconds)
+        audio()(handler)
+
+    return act
+
+
+# ----- the server ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class FaultHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, Content-Length framing, like a real server
+    server: _Server
+
+    def hang_up(self) -> None:
+        self.close_connection = True
+        self.connection.close()
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.owner._record(
+            Recorded(self.command, self.path, dict(self.headers), body, time.monotonic())
+        )
+        if self.command == "POST" and self.path == GENERATIONS_ROUTE:
+            action = self.server.owner._next_action()
+        else:
+            action = reply(404, {"detail": "Not Found"})
+        with contextlib.suppress(OSError):  # the client hung up (e.g. after its read timeout)
+            action(self)
+
+    do_GET = do_POST = _handle
+
+    def log_message(self, *args) -> None:  # quiet test output
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: FaultServer
+    stopping: threading.Event
+
+    def handle_error(self, request, client_address) -> None:  # hung-up sockets are the point here
+        pass
+
+
+class FaultServer:
+    """The misbehaving endpoint. Use as a context manager, or `start()` / `stop()`."""
+
+    def __init__(self, *script: Action, then: Action | None = None) -> None:
+        self._script: deque[Action] = deque(script)
+        self.then = then or audio()
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), FaultHandler)
+        self._server.owner = self
+        self._server.stopping = threading.Event()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def play(self, *script: Action, then: Action | None = None) -> FaultServer:
+        """Replace the script: these actions in order, then `then` (default: valid audio)."""
+        with self._lock:
+            self._script = deque(script)
+            self.then = then or audio()
+        return self
+
+    @property
+    def generations(self) -> list[Recorded]:
+        """The generation requests received so far."""
+        with self._lock:
+            return [r for r in self.requests if r.path == GENERATIONS_ROUTE]
+
+    def _record(self, request: Recorded) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_action(self) -> Action:
+        with self._lock:
+            return self._script.popleft() if self._script else self.then
+
+    def start(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FaultServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
