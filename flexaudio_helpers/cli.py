@@ -1,0 +1,286 @@
+"""The ``flexaudio`` command: generate, batch-generate and plot clips outside notebooks.
+
+    flexaudio generate "Rain on a tin roof" -o rain.wav --seconds 10 --steps 200 --seed 42
+    flexaudio batch prompts.jsonl -o clips/        # progress bar, clips/manifest.jsonl
+    flexaudio plot rain.wav -o rain.png
+
+The endpoint is ``INFERENCE_URL`` / ``INFERENCE_API_KEY`` (environment or a ``.env`` file), or
+``--url`` and ``--api-key-env``. The key is only ever read from the environment, so it never
+lands in a shell history or a process list. Failures print one line and exit non-zero:
+1 when the generation failed, 2 when the input was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .audio import SAVE_FORMATS, Clip
+from .client import API_KEY_ENV, MANIFEST_NAME, AudioClient, as_request
+from .errors import EndpointNotConfigured, FlexAudioError, InvalidParameters
+
+# Command-line flags for the shared parameter model's fields.
+PARAMETER_FLAGS = {
+    "seconds": "audio_end_in_s",
+    "start": "audio_start_in_s",
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "negative": "negative_prompt",
+    "seed": "seed",
+}
+
+
+class InputError(FlexAudioError, ValueError):
+    """A command-line input (file, path, flag) is not usable; exit status 2."""
+
+
+USAGE_ERRORS = (InputError, InvalidParameters, EndpointNotConfigured)
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: getattr(args, flag) for flag, name in PARAMETER_FLAGS.items() if getattr(args, flag) is not None
+    }
+
+
+def _client(args: argparse.Namespace) -> AudioClient:
+    api_key = None  # None: the client reads INFERENCE_API_KEY from the environment or .env
+    if args.api_key_env != API_KEY_ENV:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
+    return AudioClient(args.url, api_key, read_timeout=args.timeout, max_retries=args.retries)
+
+
+def _check_audio_path(path: Path) -> None:
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise InputError(f"cannot write {path.name!r}: the output must end in .wav or .flac")
+
+
+def _describe(clip: Clip, path: Path) -> str:
+    line = f"wrote {path}: {clip.duration:.2f} s, {clip.sample_rate / 1000:g} kHz, {clip.channels} ch"
+    if clip.seed is not None:
+        line += f", seed {clip.seed}"
+    if "request" in clip.timings:
+        line += f", {clip.timings['request']:.1f} s"
+    if clip.offline:
+        line += " (offline model: noise from random weights, not music)"
+    return line
+
+
+# ----- commands ------------------------------------------------------------------------------
+def run_generate(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    _check_audio_path(output)
+    request = as_request(args.prompt, **_parameters(args))  # validated before any network call
+    with _client(args) as client:
+        clip = client.generate(request)
+    clip.save(output)
+    print(_describe(clip, output))
+    return 0
+
+
+def read_batch(path: Path) -> list[Any]:
+    """The items of a batch file, one a line: a request body, a manifest line, or a prompt.
+
+    A line may be a JSON body ``{"inputs": ..., "parameters": {...}}``, a line of a
+    ``manifest.jsonl`` (its ``request`` is used, so a manifest can be run again), a JSON string,
+    or plain text (the prompt). Blank lines and lines starting with ``#`` are skipped.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith(("{", '"')):
+            items.append(line)
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+        if isinstance(item, dict) and "request" in item:
+            item = item["request"]
+        items.append(item)
+    if not items:
+        raise InputError(f"{path} holds no prompts")
+    return items
+
+
+def _with_defaults(item: Any, defaults: dict[str, Any]) -> Any:
+    """Command-line parameters as defaults under each line's own (invalid lines pass unchanged)."""
+    if not defaults:
+        return item
+    try:
+        request = as_request(item)
+    except InvalidParameters:
+        return item  # reported as this item's failure by generate_many
+    return request.build(request.inputs, **{**defaults, **request.parameters.model_dump(exclude_none=True)})
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    defaults = _parameters(args)
+    items = [_with_defaults(item, defaults) for item in read_batch(Path(args.file))]
+    out_dir = Path(args.out_dir)
+    with _client(args) as client:
+        results = client.generate_many(
+            items, concurrency=args.concurrency, progress=not args.no_progress, out_dir=out_dir
+        )
+    failed = [result for result in results if not result.ok]
+    reused = sum(result.reused for result in results)
+    summary = f"{len(results) - len(failed)} of {len(results)} clips in {out_dir}"
+    if reused:
+        summary += f" ({reused} already there)"
+    print(f"{summary}; manifest: {out_dir / MANIFEST_NAME}")
+    for result in failed:
+        print(f"flexaudio: item {result.index} failed: {_one_line(result.error, args)}", file=sys.stderr)
+    if failed:
+        print(f"flexaudio: run the same command again to retry the {len(failed)} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .plots import plot_clip  # imported here: matplotlib is only needed for this command
+
+    source = Path(args.clip)
+    output = Path(args.output) if args.output else source.with_suffix(".png")
+    kind = output.suffix.lower().lstrip(".")
+    if kind not in FigureCanvasBase.get_supported_filetypes():
+        raise InputError(f"cannot draw {output.name!r}: use .png, .svg or .pdf")
+    try:
+        clip = Clip.load(source)
+    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+        raise InputError(f"cannot read {source} as audio: {exc}") from None
+    figure = plot_clip(clip, title=args.title)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.part")
+    try:
+        figure.savefig(temporary, format=kind, dpi=args.dpi)
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    print(f"wrote {output}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(json.dumps(client.models(), indent=2))
+    return 0
+
+
+def run_curl(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(client.curl_command(args.prompt, output=args.output, **_parameters(args)))
+    return 0
+
+
+# ----- parsing -------------------------------------------------------------------------------
+def _endpoint_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("endpoint")
+    group.add_argument("--url", help="the endpoint's base URL (default: $INFERENCE_URL, or .env)")
+    group.add_argument(
+        "--api-key-env",
+        default=API_KEY_ENV,
+        metavar="NAME",
+        help=f"the environment variable holding the API key (default: {API_KEY_ENV}, or .env)",
+    )
+    group.add_argument("--timeout", type=float, default=900.0, help="read timeout in seconds (default 900)")
+    group.add_argument("--retries", type=int, default=4, help="retries when busy or unreachable (default 4)")
+    return parent
+
+
+def _parameter_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("generation parameters")
+    group.add_argument("--seconds", type=float, help="clip length (audio_end_in_s), up to 47.55")
+    group.add_argument("--start", type=float, help="start of the kept window (audio_start_in_s)")
+    group.add_argument("--steps", type=int, help="denoising steps (num_inference_steps), 1-1000")
+    group.add_argument("--guidance", type=float, help="guidance_scale, 0-50")
+    group.add_argument("--negative", help="negative_prompt: what to steer away from")
+    group.add_argument("--seed", type=int, help="seed, 0 to 2**64-1 (drawn by the endpoint when left out)")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flexaudio", description="Generate and plot text-to-audio clips from a FlexServe endpoint."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    endpoint, parameters = _endpoint_options(), _parameter_options()
+
+    generate = commands.add_parser("generate", parents=[parameters, endpoint], help="generate one clip")
+    generate.add_argument("prompt")
+    generate.add_argument("-o", "--output", required=True, help="the .wav or .flac file to write")
+    generate.set_defaults(run=run_generate)
+
+    batch = commands.add_parser(
+        "batch",
+        parents=[parameters, endpoint],
+        help="generate a file of prompts",
+        description="Generate every line of FILE (JSON bodies, manifest lines or plain prompts) into "
+        "OUT_DIR with a manifest.jsonl. Clips already there are kept: run again to finish a batch. "
+        "Parameter flags are defaults for lines that do not set them.",
+    )
+    batch.add_argument("file", help="prompts.jsonl, or a manifest.jsonl to run again")
+    batch.add_argument("-o", "--out-dir", required=True, help="folder for the clips and manifest.jsonl")
+    batch.add_argument("--concurrency", type=int, default=2, help="requests in flight (default 2)")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.set_defaults(run=run_batch)
+
+    plot = commands.add_parser("plot", help="draw a clip's waveform and mel spectrogram")
+    plot.add_argument("clip", help="a .wav or .flac file")
+    plot.add_argument("-o", "--output", help="the image to write (default: the clip's name with .png)")
+    plot.add_argument("--title", help="the figure's title (default: from the clip's parameters)")
+    plot.add_argument("--dpi", type=int, default=100)
+    plot.set_defaults(run=run_plot)
+
+    models = commands.add_parser("models", parents=[endpoint], help="show what the endpoint serves")
+    models.set_defaults(run=run_models)
+
+    curl = commands.add_parser("curl", parents=[parameters, endpoint], help="print the request as curl")
+    curl.add_argument("prompt")
+    curl.add_argument("-o", "--output", default="clip.wav", help="the file curl should write")
+    curl.set_defaults(run=run_curl)
+    return parser
+
+
+def _one_line(error: BaseException | None, args: argparse.Namespace) -> str:
+    """The error on one line, with the API key masked should anything have echoed it."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    for name in {API_KEY_ENV, getattr(args, "api_key_env", API_KEY_ENV)}:
+        key = os.environ.get(name, "")
+        if len(key) >= 8:
+            text = text.replace(key, "***")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``flexaudio`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("flexaudio: interrupted", file=sys.stderr)
+        return 130
+    except (FlexAudioError, OSError, ValueError) as exc:
+        print(f"flexaudio: error: {_one_line(exc, args)}", file=sys.stderr)
+        return 2 if isinstance(exc, USAGE_ERRORS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
