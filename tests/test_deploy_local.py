@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
@@ -57,23 +56,10 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def generate(served) -> bytes:
-    """One cheap generation on the endpoint.
-
-    Plain httpx for now: `flexaudio_helpers.client` (AudioClient) is being written alongside;
-    switch to ``served.client().generate(...)`` once it exists.
-    """
-    response = httpx.post(
-        f"{served.url}/v1/audios/generations",
-        json={
-            "inputs": "Rain on a tin roof",
-            "parameters": {"audio_end_in_s": 1.0, "num_inference_steps": 2},
-        },
-        headers={"Authorization": f"Bearer {served.api_key}"},
-        timeout=120,
-    )
-    response.raise_for_status()
-    return response.content
+def generate(served):
+    """One cheap generation on the endpoint, through the client a notebook would use."""
+    with served.client(read_timeout=120) as client:
+        return client.generate("Rain on a tin roof", audio_end_in_s=1.0, num_inference_steps=2)
 
 
 def test_serve_inspect_generate_stop(local, capfd):
@@ -101,7 +87,8 @@ def test_serve_inspect_generate_stop(local, capfd):
     assert endpoint(name) == served  # what a notebook in another kernel finds
     assert local.endpoint(name) == served
 
-    assert generate(served)[:4] == b"RIFF"
+    clip = generate(served)
+    assert clip.offline and clip.duration == pytest.approx(1.0) and clip.seed is not None
     assert "Serving POST" in local.logs(name)
 
     local.stop(name)
