@@ -66,8 +66,28 @@ def _not_audio_message(data: bytes) -> str:
     return f"the endpoint answered with {kind} instead of audio ({len(data)} bytes): {preview!r}"
 
 
+def _ogg_is_complete(data: bytes) -> bool:
+    """True when the Ogg pages run exactly to the end and the last one closes the stream."""
+    position, flags = 0, 0
+    while position < len(data):
+        if data[position : position + 4] != b"OggS" or len(data) < position + 27:
+            return False
+        segments = data[position + 26]
+        table = data[position + 27 : position + 27 + segments]
+        if len(table) < segments:
+            return False
+        flags = data[position + 5]
+        position += 27 + segments + sum(table)
+    return position == len(data) and bool(flags & 0x04)  # 0x04: end-of-stream page
+
+
 def _check_complete(data: bytes, fmt: str) -> None:
-    """Raise when a WAV body is shorter than its own RIFF header says (a cut-off download)."""
+    """Raise when the body is shorter than its own headers say (a cut-off download)."""
+    if fmt == "OGG" and not _ogg_is_complete(data):
+        # An Ogg file declares no length up front; libsndfile would return the part that came.
+        raise InvalidAudioResponse(
+            f"the OGG audio is truncated: its pages stop before the end of the stream ({len(data)} bytes)"
+        )
     if fmt != "WAV" or len(data) < 12:
         return
     declared = int.from_bytes(data[4:8], "little") + 8
@@ -93,7 +113,9 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
         raise InvalidAudioResponse(
             f"the {fmt} audio could not be decoded ({len(data)} bytes): {exc}"
         ) from None
-    if len(samples) < expected or len(samples) == 0:
+    if len(samples) == 0:
+        raise InvalidAudioResponse(f"the {fmt} audio holds no samples ({len(data)} bytes): truncated?")
+    if len(samples) < expected:
         raise InvalidAudioResponse(
             f"the {fmt} audio is truncated: {len(samples)} of {expected} frames could be read"
         )
