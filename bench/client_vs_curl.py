@@ -145,9 +145,8 @@ def main() -> None:
     print(f"client/curl wall ratio (median of rounds): {ratio:.3f}x (goal <= 1.05x: {verdict})")
     # The same ratio with the generation's own run-to-run noise taken out: the median
     # generation plus what each side adds around it.
-    generation = statistics.median(
-        wall - overhead for row in rows for wall, overhead in (row[0::2], row[1::2])
-    )
+    generations = [cw - co for cw, _, co, _ in rows] + [uw - uo for _, uw, _, uo in rows]
+    generation = statistics.median(generations)
     steady = (generation + client_overhead) / (generation + curl_overhead)
     print(f"client/curl ratio at the median generation time ({generation:.3f} s): {steady:.4f}x")
     print(f"same audio from both: {same}")
