@@ -401,6 +401,10 @@ class AudioClient:
             except RETRY_ERRORS as exc:
                 failure = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 delay = self._delay(attempt)
+            except httpx.TransportError as exc:  # e.g. a proxy refusing: retrying will not help
+                raise EndpointUnavailable(
+                    self._scrub(f"{method} {display_url(url)} failed: {type(exc).__name__}: {exc}")
+                ) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
