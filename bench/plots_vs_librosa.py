@@ -6,7 +6,8 @@ with a colour bar) on a figure of the same size and dpi, and render it to PNG in
 
 - warm: both ways interleaved in one process, after one untimed run of each; median.
 - fresh: a new `python -c` process per run (import + compute + draw + PNG), timed inside
-  from before the first import, and its whole wall time from outside.
+  from before the first import, and from outside (the whole process, interpreter start
+  included); both leave out the seconds spent synthesising the test clip.
 
 Run: python bench/plots_vs_librosa.py [--repeats 7] [--fresh 3]
 """
@@ -73,7 +74,7 @@ made = time.perf_counter(); samples = synth(); synth_seconds = time.perf_counter
 {way}
 png = render(samples, {rate})
 assert png[:4] == b"\\x89PNG"
-print(time.perf_counter() - start - synth_seconds)
+print(time.perf_counter() - start - synth_seconds, synth_seconds)
 """
 
 
@@ -84,11 +85,12 @@ def load(source: str) -> dict:
 
 
 def fresh_seconds(way: str) -> tuple[float, float]:
-    """(inside: import + compute + draw + PNG, outside: the whole process) for one fresh process."""
+    """(inside: import + compute + draw + PNG; outside: the whole process), less the synthesis."""
     code = FRESH.format(synth=SYNTH, way=way, rate=SAMPLE_RATE)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1]), time.perf_counter() - started
+    inside, synth_seconds = map(float, result.stdout.split())
+    return inside, time.perf_counter() - started - synth_seconds
 
 
 def main() -> None:

@@ -141,6 +141,17 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights
 
 
+@lru_cache(maxsize=16)
+def _mel_bands(sample_rate: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, np.ndarray], ...]:
+    """Per band of `mel_filterbank`, the bins where its weights are not zero: (first, end, weights)."""
+    bands = []
+    for weights in mel_filterbank(sample_rate, n_fft, n_mels):
+        nonzero = np.flatnonzero(weights)
+        low, high = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
+        bands.append((low, high, weights[low:high]))
+    return tuple(bands)
+
+
 @lru_cache(maxsize=4)
 def _hann(n_fft: int) -> np.ndarray:
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic, as scipy's get_window("hann")
@@ -170,7 +181,10 @@ def mel_spectrogram(
         spectrum = np.fft.rfft(frames[block] * window, axis=1)  # float32 in, complex64 out
         np.square(spectrum.real, out=power[block])
         power[block] += np.square(spectrum.imag)
-    mel_power = mel_filterbank(sample_rate, n_fft, n_mels) @ power.T
+    mel_power = np.empty((n_mels, len(frames)), np.float32)
+    # Each band covers a few neighbouring bins: 2,000 weights of the dense 131,000 are not zero.
+    for band, (low, high, weights) in enumerate(_mel_bands(sample_rate, n_fft, n_mels)):
+        np.matmul(power[:, low:high], weights, out=mel_power[band])
     db = 10.0 * np.log10(np.maximum(mel_power, AMIN))
     mel_axis = np.linspace(0.0, float(hz_to_mel(sample_rate / 2)), n_mels + 2)
     return MelSpectrogram(
