@@ -120,17 +120,7 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
     async def models() -> dict:
         return {"object": "list", "data": [generator.describe()]}
 
-    @app.post(
-        GENERATIONS_ROUTE,
-        response_class=Response,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": GenerationRequest.model_json_schema()}},
-            },
-            "responses": {"200": {"description": "The audio", "content": {"audio/wav": {}}}},
-        },
-    )
+    @app.post(GENERATIONS_ROUTE, response_class=Response)
     async def generate(request: Request):
         if not _authorized(request, api_key):
             return error_response(
@@ -170,4 +160,67 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
         }
         return Response(wav_bytes(audio), media_type="audio/wav", headers=headers)
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_generation_route(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"], "description": "the field at fault, if one is"},
+            },
+        }
+    },
+}
+
+
+def document_generation_route(document: dict) -> dict:
+    """Describe the generation route's body, auth and answers in the OpenAPI document.
+
+    The route reads its body itself (size cap first, then our own errors), so FastAPI cannot see
+    it. The schema is added after FastAPI builds the document, because FastAPI's models would
+    turn pydantic's exact integer bounds (seed up to 2**64 - 1) into floats.
+    """
+    request_schema = GenerationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {}).update(
+        {**request_schema.pop("$defs", {}), "GenerationRequest": request_schema, "Error": _ERROR_SCHEMA}
+    )
+    components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+
+    def error(description: str, **headers: str) -> dict:
+        answer = {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if headers:
+            answer["headers"] = {name: {"schema": {"type": kind}} for name, kind in headers.items()}
+        return answer
+
+    operation = document["paths"][GENERATIONS_ROUTE]["post"]
+    operation["security"] = [{"bearer": []}]
+    operation["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GenerationRequest"}}},
+    }
+    operation["responses"] = {
+        "200": {"description": "The audio (16-bit PCM WAV)", "content": {"audio/wav": {}}},
+        "400": error("The body is not valid JSON"),
+        "401": error("Missing or wrong API key", **{"WWW-Authenticate": "string"}),
+        "413": error(f"The body is over {MAX_BODY_BYTES} bytes"),
+        "422": error("A parameter is invalid; `param` names it"),
+        "503": error("The queue is full; retry later", **{"Retry-After": "integer"}),
+    }
+    return document
