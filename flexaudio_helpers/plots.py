@@ -34,7 +34,7 @@ ENVELOPE_WIDTH = 1000  # pixel columns of a waveform lane at FIGURE_WIDTH * DPI
 COLORMAP = "magma"
 LANE_NAMES = {1: ("mono",), 2: ("left", "right")}
 # Hz values worth a tick on a mel axis (the mel scale is linear below 1 kHz, log above).
-MEL_TICKS_HZ = (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)
+MEL_TICKS_HZ = (0, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)
 
 
 class ClipFigure(Figure):
@@ -388,20 +388,20 @@ def plot_comparison(
     columns = max(1, min(columns, len(clips)))
     rows = -(-len(clips) // columns)
     figure, grid = _figure(
-        0.2 + 2.9 * rows,
+        0.3 + 2.8 * rows,
         rows,
         columns + 1,
-        titled=False,
+        titled=True,  # room for the first row's titles
         width_ratios=[1] * columns + [0.03],
-        hspace=0.55,
-        wspace=0.12,
+        hspace=0.5,
+        wspace=0.2,
     )
     image = None
     for index, (spectrogram, (_, _, source)) in enumerate(zip(spectrograms, audio, strict=True)):
         ax = figure.add_subplot(grid[index // columns, index % columns])
         image = _draw_spectrogram(ax, None, spectrogram, vmax=vmax)
-        label = titles[index] if titles is not None else describe(source) or f"clip {index + 1}"
-        ax.set_title(label, fontsize=9)
+        label = titles[index] if titles is not None else describe(source, prompt_chars=24)
+        ax.set_title(label or f"clip {index + 1}", fontsize=8)
         if index % columns:
             ax.set_ylabel("")
         if index + columns < len(clips):
