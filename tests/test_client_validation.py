@@ -155,7 +155,7 @@ prompts = st.one_of(
     wrong_scalars,  # (a dict would be a whole body)
     st.none(),
 )
-CASES = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+CASES = settings(max_examples=800, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
