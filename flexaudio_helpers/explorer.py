@@ -265,6 +265,7 @@ class Explorer:
         self.compare_button = widgets.Button(description="Compare A/B", icon="columns")
         self.compare_button.on_click(lambda _: self.compare())
         self.compare_view = widgets.VBox()
+        self.compare_view.add_class("flexaudio-compare")
         self.compare_message = widgets.HTML()
         return widgets.VBox(
             [
@@ -477,13 +478,11 @@ class Explorer:
         self.history.options = options
         if select is not None:
             self.history.value = select
-        for dropdown, fallback in ((self.compare_a, -2), (self.compare_b, -1)):
-            current = dropdown.value
-            dropdown.options = options
-            if current is not None:
-                dropdown.value = current
-            elif options:
-                dropdown.value = options[max(fallback, -len(options))][1]
+        # A new clip: compare the newest two by default (any two can be picked).
+        self.compare_a.options = self.compare_b.options = options
+        if options:
+            self.compare_a.value = options[-2 if len(options) > 1 else -1][1]
+            self.compare_b.value = options[-1][1]
         self.reuse_seed.disabled = not options
 
     def _on_history_selection(self, change: dict[str, Any]) -> None:

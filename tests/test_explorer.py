@@ -183,11 +183,12 @@ def test_sweep_compare_and_export(explorer, tmp_path):
     assert not explorer.sweep_button.disabled
 
     # A/B: the two clips side by side, then one comparison figure.
-    explorer.compare_a.value, explorer.compare_b.value = 1, 2
+    assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 2)  # the newest two by default
+    explorer.compare_a.value, explorer.compare_b.value = 2, 1
     explorer.compare_button.click()
     columns, figure = explorer.compare_view.children
     headings = [column.children[0].value for column in columns.children]
-    assert headings == ["<b>A: clip #1</b>", "<b>B: clip #2</b>"]
+    assert headings == ["<b>A: clip #2</b>", "<b>B: clip #1</b>"]
     assert all("<audio" in column.children[1].value for column in columns.children)
     assert is_png(figure.value)
 
