@@ -6,11 +6,14 @@ notebook and the client work unchanged against either.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import json
 import logging
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
+from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -34,6 +37,7 @@ from .pipeline import AudioGenerator, GeneratedAudio
 from .queue import GenerationQueue, QueueFull
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A 2,000-character prompt and negative prompt, even as \uXXXX escapes, fit well inside this.
 MAX_BODY_BYTES = 64 * 1024
@@ -71,6 +75,35 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the body is already read, so only that can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T | None:
+    """Await `work`, or cancel it and return None if the client disconnects first.
+
+    Uvicorn does not cancel a handler whose client left, so without this a request abandoned
+    while waiting in the queue would still be generated; cancelled, the queue skips it.
+    """
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the server is stopping: stop waiting for the audio too
+        job.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if job.done():
+        return job.result()
+    job.cancel()
+    with suppress(asyncio.CancelledError):
+        await job
+    return None
 
 
 def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8) -> FastAPI:
@@ -143,7 +176,7 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
         except InvalidParameters as exc:
             return error_response(422, str(exc), "invalid_request_error", exc.field)
         try:
-            result = await queue.submit(generation)
+            result = await _unless_client_leaves(request, queue.submit(generation))
         except QueueFull as exc:
             return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
         except InvalidParameters as exc:  # valid in general, but not for this model
@@ -151,6 +184,9 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
         except Exception as exc:
             log.exception("generation failed")
             return error_response(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")
+        if result is None:  # nobody is listening any more; uvicorn drops this answer
+            log.info("client disconnected before its audio was ready; request dropped")
+            return error_response(499, "the client disconnected", "client_closed_request")
         audio = result.audio
         headers = {
             SEED_HEADER: str(audio.seed),
