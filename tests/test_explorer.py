@@ -7,8 +7,13 @@ Buttons are `.click()`ed as a person would; the worker threads talk over HTTP to
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flexaudio_helpers.audio import Clip
@@ -166,7 +171,7 @@ def test_a_wrong_key_is_a_message_not_a_traceback(offline_server, tmp_path):
         app.close()
 
 
-def test_sweep_compare_and_export(explorer, tmp_path):
+def test_sweep_compare_and_export(explorer, offline_server, tmp_path):
     cheap(explorer, seed=11)
     explorer.sweep_parameter.value = "seed"
     explorer.sweep_values.value = "1, 2"
@@ -202,6 +207,21 @@ def test_sweep_compare_and_export(explorer, tmp_path):
         assert line["request"] == take.request.to_body()
         assert Clip.load(out / line["path"]).request == take.request
     assert "flexaudio batch" in explorer.export_message.value
+
+    # `flexaudio batch` replays the manifest: the same requests and seeds make the same clips.
+    replay = tmp_path / "replay"
+    env = {**os.environ, "INFERENCE_URL": offline_server.url, "INFERENCE_API_KEY": offline_server.api_key}
+    command = [str(Path(sys.executable).with_name("flexaudio")), "batch", str(out / MANIFEST_NAME)]
+    done = subprocess.run(
+        [*command, "-o", str(replay), "--no-progress"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    replayed = [json.loads(line) for line in (replay / MANIFEST_NAME).read_text().splitlines()]
+    assert [line["request"] for line in replayed] == [line["request"] for line in lines]
+    for line, take in zip(replayed, explorer.session.takes, strict=True):
+        again = Clip.load(replay / line["path"])
+        assert again.seed == take.clip.seed
+        np.testing.assert_allclose(again.samples, take.clip.samples, atol=1e-3)
 
 
 def test_explore_takes_an_endpoint_or_the_environment(offline_server, tmp_path, monkeypatch):
