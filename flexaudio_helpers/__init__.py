@@ -6,7 +6,8 @@ One concern per module (import what you need; nothing heavy is imported here):
 - `client`: `AudioClient`, which posts requests to any FlexServe-compatible endpoint.
 - `audio`: `Clip`, the generated audio (save, load, facts, inline player).
 - `plots`: waveforms, mel spectrograms and comparison grids.
-- `explorer`: the widget parameter explorer.
+- `explorer`: the widget parameter explorer (`explore()`); `explorer_session`: its history,
+  worker threads and export, without widgets.
 - `deploy`: serve on FlexAI or locally with the same verbs (`connect()`).
 - `serving`: our local FlexServe-compatible endpoint (real or offline model).
 - `tour`: what the tutorial notebooks share (the seed's examples, finding the endpoint).
