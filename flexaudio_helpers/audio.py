@@ -2,8 +2,8 @@
 
 A `Clip` is what `AudioClient.generate()` returns. It saves itself as WAV or FLAC with the
 request and seed in the file's metadata (so any saved clip can be regenerated), and shows
-itself in Jupyter as a small OGG Vorbis player with one line of facts, about 15x lighter
-than `IPython.display.Audio`'s 16-bit WAV.
+itself in Jupyter as a small OGG Vorbis player with one line of facts, about 12x lighter
+than `IPython.display.Audio`'s 16-bit WAV (bench/embed_size.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ WAV_METADATA_LIMIT = 2000
 CLIPPING_LEVEL = 0.999  # 16-bit full scale is 32767/32768 = 0.99997
 SILENCE_DBFS = -60.0
 # Vorbis quality for the inline player: 0 = best, 1 = smallest. 0.7 keeps 10 s of stereo
-# music near 100 KB (noise near 140 KB), well under the 250 KB goal, and sounds clean.
+# near 190 KB of HTML (bench/embed_size.py), under the 250 KB goal, and sounds clean.
 EMBED_COMPRESSION = 0.7
 OFFLINE_FACT = "offline model: this is noise from random weights, not music"
 

@@ -152,11 +152,25 @@ def _describe(error: dict[str, Any]) -> tuple[str, str, Any]:
         what = "a JSON object" if name != "body" else 'a JSON object {"inputs": ..., "parameters": {...}}'
         return field, f"{field} must be {what}, got {_short_repr(value)}", value
     allowed = ALLOWED.get(name)
-    detail = error["msg"]
-    message = f"{field}={_short_repr(value)} is not allowed ({detail})"
+    message = f"{field}={_short_repr(value)} is not allowed"
+    if not (allowed and error["type"] in OUT_OF_RANGE):  # pydantic's bound repeats the allowed range
+        message += f" ({error['msg']})"
     if allowed:
         message += f"; allowed: {allowed}"
     return field, message, value
+
+
+# pydantic error types that only say a value is past a bound, which ALLOWED already states.
+OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "string_too_short",
+        "string_too_long",
+    }
+)
 
 
 def invalid_parameters_from(exc: ValidationError) -> InvalidParameters:

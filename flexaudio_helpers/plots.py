@@ -24,6 +24,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
+from .audio import OFFLINE_FACT
+
 # The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
 TOP_DB = 80.0
 AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
@@ -32,6 +34,7 @@ FIGURE_WIDTH = 10.0  # inches
 DPI = 100
 ENVELOPE_WIDTH = 1000  # pixel columns of a waveform lane at FIGURE_WIDTH * DPI
 COLORMAP = "magma"
+OFFLINE_NOTE_HEIGHT = 0.3  # inches added below the plots for the offline model's notice
 LANE_NAMES = {1: ("mono",), 2: ("left", "right")}
 # Hz values worth a tick on a mel axis (the mel scale is linear below 1 kHz, log above).
 MEL_TICKS_HZ = (0, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)
@@ -309,9 +312,21 @@ def _hz_label(mel: float, _position: Any = None) -> str:
 
 
 def _figure(
-    height: float, rows: int, columns: int, *, titled: bool, **grid_options: Any
+    height: float,
+    rows: int,
+    columns: int,
+    *,
+    titled: bool,
+    sources: Sequence[Any] = (),
+    **grid_options: Any,
 ) -> tuple[Figure, Any]:
-    """A figure and its grid, with margins fixed in inches (constrained layout costs ~0.2 s a draw)."""
+    """A figure and its grid, with margins fixed in inches (constrained layout costs ~0.2 s a draw).
+
+    When any of `sources` came from the offline model, a line below the plots says it is noise.
+    """
+    offline = any(getattr(source, "offline", False) for source in sources)
+    bottom = 0.5 + (OFFLINE_NOTE_HEIGHT if offline else 0.0)
+    height += bottom - 0.5
     figure = ClipFigure(figsize=(FIGURE_WIDTH, height), dpi=DPI)
     top = 0.45 if titled else 0.15
     grid = figure.add_gridspec(
@@ -319,10 +334,12 @@ def _figure(
         columns,
         left=0.8 / FIGURE_WIDTH,
         right=1 - 0.75 / FIGURE_WIDTH,
-        bottom=0.5 / height,
+        bottom=bottom / height,
         top=1 - top / height,
         **grid_options,
     )
+    if offline:
+        figure.text(0.1 / FIGURE_WIDTH, 0.08 / height, OFFLINE_FACT.upper(), fontsize=8, color="firebrick")
     return figure, grid
 
 
@@ -331,7 +348,9 @@ def plot_waveform(clip: Any, title: str | None = None) -> Figure:
     samples, rate, source = _audio(clip)
     title = _title_text(title, source)
     channels = samples.shape[0]
-    figure, grid = _figure(0.6 + 1.1 * channels, channels, 1, titled=bool(title), hspace=0.08)
+    figure, grid = _figure(
+        0.6 + 1.1 * channels, channels, 1, titled=bool(title), sources=[source], hspace=0.08
+    )
     first = figure.add_subplot(grid[0, 0])
     lanes = [first] + [figure.add_subplot(grid[i, 0], sharex=first) for i in range(1, channels)]
     _draw_waveform(lanes, waveform_envelope(samples, rate))
@@ -343,7 +362,9 @@ def plot_spectrogram(clip: Any, title: str | None = None, **mel_options: Any) ->
     """The mel spectrogram in dB with a colour bar. Accepts a Clip or (samples, rate)."""
     samples, rate, source = _audio(clip)
     title = _title_text(title, source)
-    figure, grid = _figure(3.2, 1, 2, titled=bool(title), width_ratios=[1, 0.02], wspace=0.02)
+    figure, grid = _figure(
+        3.2, 1, 2, titled=bool(title), sources=[source], width_ratios=[1, 0.02], wspace=0.02
+    )
     spectrogram = mel_spectrogram(samples, rate, **mel_options)
     _draw_spectrogram(figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1]), spectrogram)
     _title(figure, title)
@@ -360,6 +381,7 @@ def plot_clip(clip: Any, title: str | None = None, **mel_options: Any) -> Figure
         channels + 1,
         2,
         titled=bool(title),
+        sources=[source],
         height_ratios=[0.9] * channels + [2.6],
         width_ratios=[1, 0.02],
         hspace=0.08,
@@ -375,9 +397,16 @@ def plot_clip(clip: Any, title: str | None = None, **mel_options: Any) -> Figure
 
 
 def plot_comparison(
-    clips: Sequence[Any], titles: Sequence[str] | None = None, *, columns: int = 2, **mel_options: Any
+    clips: Sequence[Any],
+    titles: Sequence[str] | None = None,
+    *,
+    columns: int | None = None,
+    **mel_options: Any,
 ) -> Figure:
-    """Mel spectrograms of several clips in a grid, on one shared colour scale, titled by their parameters."""
+    """Mel spectrograms of several clips in a grid, on one shared colour scale, titled by their parameters.
+
+    By default up to three clips are stacked at full width; more go two to a row.
+    """
     if not clips:
         raise ValueError("plot_comparison needs at least one clip")
     if titles is not None and len(titles) != len(clips):
@@ -385,6 +414,8 @@ def plot_comparison(
     audio = [_audio(clip) for clip in clips]
     spectrograms = [mel_spectrogram(samples, rate, **mel_options) for samples, rate, _ in audio]
     vmax = max(float(s.db.max()) for s in spectrograms)  # one scale, so louder really looks louder
+    if columns is None:
+        columns = 1 if len(clips) <= 3 else 2
     columns = max(1, min(columns, len(clips)))
     rows = -(-len(clips) // columns)
     figure, grid = _figure(
@@ -392,6 +423,7 @@ def plot_comparison(
         rows,
         columns + 1,
         titled=True,  # room for the first row's titles
+        sources=[source for _, _, source in audio],
         width_ratios=[1] * columns + [0.03],
         hspace=0.5,
         wspace=0.2,

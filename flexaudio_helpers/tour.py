@@ -8,6 +8,7 @@ state: notebook 02 serves the endpoint named `ENDPOINT_NAME`, later notebooks ca
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shlex
 import shutil
@@ -22,6 +23,7 @@ from .state import state_dir, write_private
 
 if TYPE_CHECKING:
     from .audio import Clip
+    from .client import AudioClient
     from .deploy import Deployment, Endpoint
     from .serving.pipeline import AudioGenerator
 
@@ -77,6 +79,16 @@ SEED_EXAMPLES = (
         ),
     ),
 )
+
+
+def run_example(client: AudioClient, example: Example) -> Clip:
+    """Send one seed example: show its JSON body, generate, save it under `CLIPS_DIR`, report the time."""
+    print(json.dumps(example.request.to_body(), indent=2))
+    clip = client.generate(example.request)
+    path = clip.save(CLIPS_DIR / example.filename)
+    generation = clip.timings.get("generation", 0.0)
+    print(f"{path}: {generation:.1f} s to generate, {clip.timings['request']:.1f} s in all")
+    return clip
 
 
 def hugging_face_token() -> str | None:

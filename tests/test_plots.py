@@ -199,6 +199,36 @@ def test_comparison_grid_shares_one_colour_scale_and_titles_from_parameters():
     assert len(axes_named(figure, "colorbar")) == 1
 
 
+def test_offline_clips_say_on_the_picture_that_they_are_noise():
+    real = make_clip("rain", seed=1)
+    offline = Clip(tones(1.0), RATE, real.request, seed=1, offline=True)
+
+    def notes(figure: Figure) -> list[str]:
+        return [text.get_text() for text in figure.texts if "noise" in text.get_text().lower()]
+
+    assert notes(plot_clip(real)) == []
+    assert notes(plot_comparison([real, real])) == []
+    for figure in (
+        plot_clip(offline),
+        plot_waveform(offline),
+        plot_spectrogram(offline),
+        plot_comparison([real, offline]),
+    ):
+        assert notes(figure) == ["OFFLINE MODEL: THIS IS NOISE FROM RANDOM WEIGHTS, NOT MUSIC"]
+
+
+def test_comparison_grid_shape_follows_the_number_of_clips():
+    def shape_of(figure: Figure) -> tuple[int, int]:
+        spans = [ax.get_subplotspec() for ax in axes_named(figure, "spectrogram")]
+        return max(s.rowspan.stop for s in spans), max(s.colspan.stop for s in spans)
+
+    def shape(count: int) -> tuple[int, int]:
+        return shape_of(plot_comparison([(tones(0.3), RATE)] * count))
+
+    assert [shape(n) for n in (1, 2, 3, 4, 5)] == [(1, 1), (2, 1), (3, 1), (2, 2), (3, 2)]
+    assert shape_of(plot_comparison([(tones(0.3), RATE)] * 3, columns=3)) == (1, 3)
+
+
 def test_comparison_titles_given_and_checked():
     clips = [(tones(1.0), RATE), (tones(1.0, level=0.1), RATE)]
     figure = plot_comparison(clips, titles=["A", "B"])
