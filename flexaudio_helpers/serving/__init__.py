@@ -8,3 +8,12 @@
 - `app`: the FastAPI app (route, auth, errors, WAV out).
 - ``python -m flexaudio_helpers.serving``: the command that serves it.
 """
+
+import warnings
+
+# Warnings no user can act on, kept out of notebooks and the server's log:
+# torchsde's Brownian interval warns on every run about float rounding at the interval ends
+# (harmless, see diffusers #13274), and diffusers' Oobleck VAE still calls the deprecated
+# torch.nn.utils.weight_norm.
+warnings.filterwarnings("ignore", message=r"Should have t[ab]", category=UserWarning)
+warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm", category=FutureWarning)

@@ -17,7 +17,6 @@ import os
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +44,6 @@ from .speed import (
 
 log = logging.getLogger(__name__)
 
-# torchsde's Brownian interval warns on every run about float rounding at the interval ends
-# (harmless, see diffusers #13274): keep it out of the server's log.
-warnings.filterwarnings("ignore", message=r"Should have t[ab]", category=UserWarning)
-# diffusers' Oobleck VAE still calls the deprecated torch.nn.utils.weight_norm: nothing a user can act on.
-warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm", category=FutureWarning)
 
 # The pipeline's own defaults, applied here so the response can report what was used.
 DEFAULT_STEPS = 100
