@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import Clip
+from .client import write_text_atomic
 from .errors import InvalidParameters
 from .params import ALLOWED, GenerationRequest
 
@@ -129,20 +129,8 @@ class Session:
             }
             lines.append(json.dumps(entry))
         manifest = folder / MANIFEST_NAME
-        _write_atomic(manifest, "".join(line + "\n" for line in lines))
+        write_text_atomic(manifest, "".join(line + "\n" for line in lines))
         return manifest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:
