@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # The CPU wheel on our development machines' disk; elsewhere pip takes PyPI's build of the
 # same version (CUDA on Linux). Any torch >= 2.4 works: `make lab TORCH=torch` to float.
 TORCH ?= torch==2.13.0
-LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, cloud VMs) unless told it may.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test notebooks install lint format clean
 
