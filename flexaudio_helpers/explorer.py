@@ -543,6 +543,7 @@ class Explorer:
             titles=[
                 f"{side}: #{t.number} {t.short_parameters()}" for side, t in zip("AB", takes, strict=True)
             ],
+            columns=2,  # A beside B, under their players
         )
         self.compare_view.children = [
             widgets.HBox(columns),
