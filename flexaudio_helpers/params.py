@@ -129,6 +129,19 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# pydantic error types that only say a value is past a bound, which ALLOWED already states.
+OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "string_too_short",
+        "string_too_long",
+    }
+)
+
+
 def _describe(error: dict[str, Any]) -> tuple[str, str, Any]:
     """Turn one pydantic error into (dotted field, message, value)."""
     location = [str(part) for part in error["loc"]]
@@ -158,19 +171,6 @@ def _describe(error: dict[str, Any]) -> tuple[str, str, Any]:
     if allowed:
         message += f"; allowed: {allowed}"
     return field, message, value
-
-
-# pydantic error types that only say a value is past a bound, which ALLOWED already states.
-OUT_OF_RANGE = frozenset(
-    {
-        "greater_than",
-        "greater_than_equal",
-        "less_than",
-        "less_than_equal",
-        "string_too_short",
-        "string_too_long",
-    }
-)
 
 
 def invalid_parameters_from(exc: ValidationError) -> InvalidParameters:

@@ -325,8 +325,9 @@ def _figure(
     When any of `sources` came from the offline model, a line below the plots says it is noise.
     """
     offline = any(getattr(source, "offline", False) for source in sources)
-    bottom = 0.5 + (OFFLINE_NOTE_HEIGHT if offline else 0.0)
-    height += bottom - 0.5
+    note = OFFLINE_NOTE_HEIGHT if offline else 0.0
+    height += note
+    bottom = 0.5 + note
     figure = ClipFigure(figsize=(FIGURE_WIDTH, height), dpi=DPI)
     top = 0.45 if titled else 0.15
     grid = figure.add_gridspec(

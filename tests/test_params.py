@@ -85,6 +85,17 @@ def test_errors_name_field_value_and_range(field, value, expected_in_message):
     assert error.allowed and error.allowed in str(error)
 
 
+def test_range_errors_state_the_range_once_and_type_errors_keep_the_reason():
+    with pytest.raises(InvalidParameters) as too_long:
+        GenerationRequest.build("a prompt", audio_end_in_s=60.0)
+    assert str(too_long.value) == (
+        "parameters.audio_end_in_s=60.0 is not allowed; allowed: seconds, greater than 0 and at most 47.5545"
+    )
+    with pytest.raises(InvalidParameters) as not_a_number:
+        GenerationRequest.build("a prompt", num_inference_steps="many")
+    assert "(Input should be a valid integer" in str(not_a_number.value)
+
+
 def test_unknown_parameters_list_the_allowed_names():
     with pytest.raises(InvalidParameters) as caught:
         GenerationRequest.build("a prompt", steps=10)
