@@ -21,7 +21,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[local,test]"
 	touch $@
 
-install: $(VENV)/.installed
+# JupyterLab settings for this venv only: no news question and no update check (a learner needs
+# neither toast over the notebook). tests/lab_server.py gives its servers the same overrides.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/flexaudio.json
+$(LAB_OVERRIDES): | $(VENV)/.installed
+	mkdir -p $(dir $@)
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+install: $(VENV)/.installed $(LAB_OVERRIDES)
 
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)

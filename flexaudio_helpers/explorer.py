@@ -81,8 +81,25 @@ def figure_png(figure: Any, dpi: int = PLOT_DPI) -> bytes:
     return buffer.getvalue()
 
 
+# The controls' labels for the wire fields, so that errors name what the person sees.
+CONTROL_LABELS = {
+    "inputs": "Prompt",
+    "parameters.negative_prompt": "Negative prompt",
+    "parameters.audio_end_in_s": "Duration (s)",
+    "parameters.num_inference_steps": "Steps",
+    "parameters.guidance_scale": "Guidance",
+    "parameters.seed": "Seed",
+}
+
+
 def error_html(exc: BaseException) -> str:
     """A short, readable message for the app (never a traceback)."""
+    label = CONTROL_LABELS.get(getattr(exc, "field", None) or "")
+    if isinstance(exc, InvalidParameters) and label and exc.allowed:
+        blank = exc.value is None or (isinstance(exc.value, str) and not exc.value.strip())
+        given = "empty" if blank else repr(exc.value)
+        text = f"{given} is not allowed; allowed: {exc.allowed}"
+        return _box(f"<b>{html.escape(label)}:</b> {html.escape(text)}", "#fdecea", "#b71c1c")
     if isinstance(exc, InvalidParameters):
         kind = "Invalid parameters"
     elif isinstance(exc, FlexAudioError):

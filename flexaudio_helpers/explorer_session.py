@@ -145,24 +145,24 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
         )
     words = [word for word in values.replace(";", ",").replace(" ", ",").split(",") if word]
     allowed = f"2 to {MAX_SWEEP_VALUES} values, each {ALLOWED[parameter]}"
-    if not 2 <= len(words) <= MAX_SWEEP_VALUES:
-        raise InvalidParameters(
-            f"{parameter}: give {allowed} (got {len(words)})", field=parameter, value=values, allowed=allowed
-        )
-    requests = []
-    for word in words:
+    numbers = []
+    for word in words:  # each value first, so a typo is named rather than counted
         try:
-            value = kind(word)
+            numbers.append(kind(word))
         except ValueError:
             raise InvalidParameters(
-                f"{parameter}={word!r} is not {'an integer' if kind is int else 'a number'}; "
+                f"{parameter}: {word!r} is not {'an integer' if kind is int else 'a number'}; "
                 f"allowed: {allowed}",
                 field=parameter,
                 value=word,
                 allowed=allowed,
             ) from None
-        requests.append(base.with_parameters(**{parameter: value}))
-    return requests
+    if not 2 <= len(numbers) <= MAX_SWEEP_VALUES:
+        got = f"{len(numbers)}: {values.strip()!r}" if numbers else "none"
+        raise InvalidParameters(
+            f"{parameter}: give {allowed} (got {got})", field=parameter, value=values, allowed=allowed
+        )
+    return [base.with_parameters(**{parameter: value}) for value in numbers]
 
 
 class Job:

@@ -31,6 +31,12 @@ ENDPOINT_NAME = "stable-audio-open"
 HF_TOKEN_SECRET = "MY_HF_TOKEN"
 HF_TOKEN_ENV = "HF_TOKEN"
 CLIPS_DIR = Path("clips")
+TOKEN_PROMPT = "Hugging Face token (typing stays hidden; press Enter to skip): "
+NO_TOKEN_NOTE = (
+    "No Hugging Face token: skipped. Without one, FlexAI cannot download the gated model and this\n"
+    "machine cannot fetch the real weights, so the local tour uses the offline model (noise).\n"
+    "Set HF_TOKEN (or put it in .env) and run this cell again whenever you like."
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ def run_example(client: AudioClient, example: Example) -> Clip:
 def hugging_face_token() -> str | None:
     """The Hugging Face token: ``HF_TOKEN``, else a ``.env`` file, else asked (hidden) when a person is here.
 
-    Returns None when nobody can answer (e.g. under nbmake), so the notebook can skip the step.
+    Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
+    the notebook can skip the step.
     """
     from dotenv import dotenv_values
 
@@ -102,7 +109,7 @@ def hugging_face_token() -> str | None:
     if token:
         return token.strip()
     try:
-        token = getpass.getpass("Hugging Face token (hidden): ")
+        token = getpass.getpass(TOKEN_PROMPT)
     except Exception:  # no stdin here (IPython's StdinNotImplementedError, EOFError): nobody to ask
         return None
     return token.strip() or None

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import psutil
+import pyloudnorm
 import pytest
 import soundfile as sf
 from conftest import EXAMPLE_1, start_server, stop_server
@@ -55,6 +56,15 @@ def test_seed_example_1_gives_a_valid_ten_second_stereo_wav(offline_server):
     assert info.subtype == "PCM_16"
     samples, _ = read_wav(response.content)
     assert np.abs(samples).max() > 0.01  # not silence
+
+
+def test_offline_noise_comes_at_a_comfortable_level(offline_server):
+    """Random weights used to give near-full-scale noise (-7.7 LUFS, peaks at -5 dBFS)."""
+    samples, rate = read_wav(post(offline_server, EXAMPLE_1).content)
+    lufs = pyloudnorm.Meter(rate).integrated_loudness(samples)
+    peak_dbfs = 20 * np.log10(np.abs(samples).max())
+    assert -50 < lufs <= -30, lufs
+    assert peak_dbfs <= -12, peak_dbfs
 
 
 def test_same_seed_same_bytes_and_other_seed_other_audio(offline_server):

@@ -80,20 +80,33 @@ def test_bounds_come_from_the_parameter_model_and_the_endpoint(explorer):
     request = explorer.request()
     assert request.parameters.audio_end_in_s == 0.5 and request.parameters.seed == MAX_WIDGET_SEED
 
-    # What the sliders cannot stop is refused before anything is sent, naming the field.
+    # What the sliders cannot stop is refused before anything is sent, naming the control (not the
+    # wire field) and what it allows.
     explorer.prompt.value = "   "
     assert explorer.generate() is None
-    assert "Invalid parameters" in explorer.message.value and "inputs" in explorer.message.value
+    message = explorer.message.value
+    assert "Prompt:</b> empty is not allowed" in message and "allowed: a non-empty prompt" in message, message
+    assert "inputs" not in message
     assert not explorer.generate_button.disabled and len(explorer.session) == 0
 
     explorer.prompt.value = "rain"
     explorer.sweep_parameter.value = "guidance_scale"
     explorer.sweep_values.value = "3, 99"
     assert explorer.sweep() is None
-    assert "guidance_scale" in explorer.sweep_status.value and "99" in explorer.sweep_status.value
+    status = explorer.sweep_status.value
+    assert "Guidance:</b> 99.0 is not allowed" in status and "allowed: a number from 0 to 50" in status, (
+        status
+    )
     explorer.sweep_values.value = "7"
     assert explorer.sweep() is None
-    assert "2 to 8 values" in explorer.sweep_status.value
+    assert (
+        "2 to 8 values" in explorer.sweep_status.value
+        and "(got 1: &#x27;7&#x27;)" in explorer.sweep_status.value
+    )
+    explorer.sweep_values.value = "3, abc"  # a typo is named, not counted
+    assert explorer.sweep() is None
+    status = explorer.sweep_status.value
+    assert "&#x27;abc&#x27; is not a number" in status and "got" not in status, status
 
 
 def test_generate_shows_the_clip_and_keeps_it(explorer, tmp_path):

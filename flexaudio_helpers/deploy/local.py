@@ -1,10 +1,11 @@
 """The local target: the same verbs, served by our own endpoint on this machine.
 
 ``serve`` starts ``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N``
-as a detached background process (it outlives the notebook's kernel, so later notebooks reuse
-it). The API key goes to it in an environment variable, never on the command line; the process
-id, its start time and the port are saved with the key (mode 0600), so ``stop`` ends exactly
-that process, even from another kernel.
+fully detached: a tiny launcher starts it in a new session and exits at once, so no kernel is
+ever its parent (it outlives the notebook's kernel, and later notebooks reuse it). The API key
+goes to it in an environment variable, never on the command line; the process id, its start
+time and the port are saved with the key (mode 0600), so ``stop`` ends exactly that process,
+from any kernel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,17 @@ MODEL_ENV = "FLEXAUDIO_MODEL"
 OFFLINE = "offline"
 HOST = "127.0.0.1"
 STOP_GRACE_SECONDS = 15.0
+LAUNCH_TIMEOUT_SECONDS = 60.0
 LOG_LINES = 200
-# Server processes started by this Python process, kept so finished ones are reaped (no zombies).
-_children: dict[int, subprocess.Popen] = {}
+# Run as `python -c LAUNCHER server-command...`: starts the server in its own session, with its
+# output on the launcher's stderr (the log file), prints its pid and exits. The server is then
+# nobody's child here: a kernel that started it and stays alive can never hold it as a zombie.
+LAUNCHER = (
+    "import subprocess, sys\n"
+    "server = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=2, stderr=2,"
+    " start_new_session=True)\n"
+    "print(server.pid)"
+)
 
 
 @dataclass(frozen=True)
@@ -126,12 +136,8 @@ def _process(record: dict[str, Any] | None):
 
     if not record or not record.get("pid"):
         return None
-    pid = int(record["pid"])
-    if pid in _children and _children[pid].poll() is not None:
-        del _children[pid]  # our own child has exited: reaped now
-        return None
     try:
-        process = psutil.Process(pid)
+        process = psutil.Process(int(record["pid"]))
         if abs(process.create_time() - float(record.get("create_time", 0))) > 1.0:
             return None  # the pid belongs to another, newer process
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -241,15 +247,7 @@ class LocalDeployment(Deployment):
             shown = shlex.join(["python", *arguments])
             print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [self.python, *arguments],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,  # detached: survives the kernel and its interrupts
-            )
-        _children[process.pid] = process
+            pid = self._launch([self.python, *arguments], environment, log)
         record = store.save_record(
             self.target,
             name,
@@ -257,12 +255,30 @@ class LocalDeployment(Deployment):
             api_key=api_key,
             model=choice.model,
             offline=choice.offline,
-            pid=process.pid,
-            create_time=psutil.Process(process.pid).create_time(),
+            pid=pid,
+            create_time=psutil.Process(pid).create_time(),
             port=port,
             log=str(log_path),
         )
         return store.endpoint_from_record(record)
+
+    def _launch(self, command: list[str], environment: dict[str, str], log: Any) -> int:
+        """Start `command` detached through `LAUNCHER`; return the server's pid."""
+        launcher = subprocess.run(
+            [self.python, "-c", LAUNCHER, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=environment,
+            timeout=LAUNCH_TIMEOUT_SECONDS,
+            check=False,
+        )
+        pid = launcher.stdout.decode(errors="replace").strip()
+        if launcher.returncode != 0 or not pid.isdigit():
+            raise DeploymentError(
+                f"could not start the local server (launcher exit {launcher.returncode}); see {log.name}"
+            )
+        return int(pid)
 
     def endpoint(self, name: str) -> Endpoint:
         """The saved endpoint, if its server is still running (else a clear error)."""
@@ -306,7 +322,10 @@ class LocalDeployment(Deployment):
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, name: str) -> None:
-        """End exactly the recorded server process and forget the endpoint."""
+        """End exactly the recorded server process and forget the endpoint.
+
+        Raises `DeploymentError` (the record kept) if the process outlives SIGTERM and SIGKILL.
+        """
         record = store.load_record(self.target, name)
         if _process(record):
             self._terminate(record)
@@ -321,17 +340,39 @@ class LocalDeployment(Deployment):
 
     @staticmethod
     def _terminate(record: dict[str, Any]) -> None:
+        """SIGTERM, then SIGKILL after a grace period. An exited server counts as stopped even while
+        it waits, as a zombie, for whichever process is its parent to collect it."""
         import psutil
 
         process = _process(record)
         if process is None:
             return
-        process.terminate()
+        for send in (process.terminate, process.kill):
+            try:
+                send()
+            except psutil.NoSuchProcess:
+                return
+            except psutil.Error as exc:
+                raise DeploymentError(f"could not stop the local server (pid {process.pid}): {exc}") from None
+            if _has_exited(process, STOP_GRACE_SECONDS):
+                return
+        raise DeploymentError(
+            f"the local server (pid {process.pid}) did not stop within {2 * STOP_GRACE_SECONDS:.0f} s "
+            f"of SIGTERM and SIGKILL; end it yourself (kill -9 {process.pid}) and stop again"
+        )
+
+
+def _has_exited(process: Any, timeout: float) -> bool:
+    """True once `process` is gone or a zombie (exited, not yet collected), within `timeout` seconds."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            process.wait(timeout=STOP_GRACE_SECONDS)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_GRACE_SECONDS)
-        child = _children.pop(process.pid, None)
-        if child:
-            child.wait()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

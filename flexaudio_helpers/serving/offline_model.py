@@ -32,6 +32,10 @@ OFFLINE_NOTICE = (
 # save_pretrained() writes this file too, so a saved copy still knows it is the offline model.
 MARKER_FILE = "flexaudio_offline.json"
 
+# Random weights put the noise near full scale (about -8 LUFS, peaks at -5 dBFS): harsh, and a risk
+# in headphones. An untrained model's output level is ours to choose, so its last layer is scaled
+# down to about -34 LUFS with peaks near -31 dBFS.
+OUTPUT_GAIN_DB = -26.0
 _TEXT_WIDTH = 32  # T5 d_model
 _CONDITIONING_WIDTH = 16  # projection output, transformer cross-attention input
 _LATENT_CHANNELS = 8
@@ -93,6 +97,7 @@ def build_offline_pipeline() -> StableAudioPipeline:
             audio_channels=2,
             sampling_rate=44_100,
         )
+        _scale_output(vae, 10 ** (OUTPUT_GAIN_DB / 20))
     # The real model's scheduler settings (stabilityai/stable-audio-open-1.0 scheduler_config).
     scheduler = CosineDPMSolverMultistepScheduler(
         sigma_min=0.3,
@@ -111,6 +116,19 @@ def build_offline_pipeline() -> StableAudioPipeline:
         transformer=transformer,
         scheduler=scheduler,
     )
+
+
+def _scale_output(vae: AutoencoderOobleck, gain: float) -> None:
+    """Scale the decoder's last convolution: the audio is linear in it (no bias), so `gain` applies
+    exactly. Under weight norm the layer's weight is g * v / |v|, so scaling g is enough."""
+    last = vae.decoder.conv2
+    with torch.no_grad():
+        if hasattr(last, "weight_g"):  # torch.nn.utils.weight_norm, as diffusers uses today
+            last.weight_g.mul_(gain)
+        elif hasattr(last, "parametrizations"):  # torch.nn.utils.parametrizations.weight_norm
+            last.parametrizations.weight.original0.mul_(gain)
+        else:
+            last.weight.mul_(gain)
 
 
 def save_offline_model(folder: str | Path) -> Path:
