@@ -362,13 +362,18 @@ class Clip:
         return line
 
     def _repr_html_(self) -> str:
+        return self.player_html()
+
+    def player_html(self, label: str | None = None) -> str:
+        """The inline player with its facts line, under a bold `label` when given (e.g. "guidance 4")."""
         # Plain <audio>/<source> markup with a data: URI, like IPython.display.Audio, so it
         # survives JupyterLab's sanitizer and static HTML exports (nbconvert, GitHub).
         data = base64.b64encode(self.encode()).decode("ascii")
         title = html.escape(self.prompt or "clip")
         facts = html.escape(self.summary())
+        heading = f"<div><b>{html.escape(label)}</b></div>" if label else ""
         return (
-            f'<div class="flexaudio-clip" title="{title}">'
+            f'<div class="flexaudio-clip" title="{title}">{heading}'
             f'<audio controls preload="metadata"><source src="data:audio/ogg;base64,{data}" '
             'type="audio/ogg"/>Your browser cannot play OGG Vorbis.</audio>'
             f'<div style="font-size:85%;font-family:monospace">{facts}</div></div>'

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ PARAMETER_FLAGS = {
     "negative": "negative_prompt",
     "seed": "seed",
 }
+
+
+def shell_command() -> str:
+    """``flexaudio`` as a plain shell can run it: the bare name when it is on PATH, else its full path
+    in this environment (after `make lab` the venv is not activated, so ``.venv/bin/flexaudio``)."""
+    installed = Path(sys.executable).with_name("flexaudio")
+    on_path = shutil.which("flexaudio")
+    if on_path and Path(on_path).resolve() == installed.resolve():
+        return "flexaudio"
+    return str(installed) if installed.exists() else "flexaudio"
 
 
 class InputError(FlexAudioError, ValueError):

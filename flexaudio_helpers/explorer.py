@@ -31,6 +31,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .audio import Clip
+from .cli import shell_command
 from .errors import FlexAudioError, InvalidParameters
 from .explorer_session import MANIFEST_NAME, SWEEPABLE, Job, Session, Take, sweep_requests
 from .params import ALLOWED, MAX_AUDIO_SECONDS, MAX_GUIDANCE, MAX_STEPS, GenerationRequest
@@ -81,6 +82,7 @@ def figure_png(figure: Any, dpi: int = PLOT_DPI) -> bytes:
     return buffer.getvalue()
 
 
+TAB_TITLES = ("Result", "History", "Compare", "Sweep", "Export")
 # The controls' labels for the wire fields, so that errors name what the person sees.
 CONTROL_LABELS = {
     "inputs": "Prompt",
@@ -244,7 +246,7 @@ class Explorer:
         pages = [self.result, self._build_history(), self._build_compare()]
         pages += [self._build_sweep(concurrency), self._build_export()]
         self.tabs = widgets.Tab(pages)
-        for index, title in enumerate(["Result", "History", "Compare", "Sweep", "Export"]):
+        for index, title in enumerate(TAB_TITLES):
             self.tabs.set_title(index, title)
         self.widget = widgets.VBox([self.banner, controls, self.tabs])
         self.widget.add_class("flexaudio-explorer")
@@ -445,6 +447,12 @@ class Explorer:
         self.status.value = f"Cancelled after {job.elapsed:.1f} s; its result will be discarded."
         self.progress.value = 0.0
         self._set_running(False)
+
+    def show_tab(self, title: str) -> None:
+        """Bring a tab to the front by its title (one of `TAB_TITLES`, e.g. ``"Sweep"``)."""
+        if title not in TAB_TITLES:
+            raise ValueError(f"no tab {title!r}; the tabs are {', '.join(TAB_TITLES)}")
+        self.tabs.selected_index = TAB_TITLES.index(title)
 
     def _set_running(self, running: bool) -> None:
         self.generate_button.disabled = running
@@ -666,7 +674,7 @@ class Explorer:
         replay = folder / "replay"
         self.export_message.value = _note(
             f"Exported {len(self.session)} clips and {manifest}.\n"
-            f"Replay them: flexaudio batch {manifest} -o {replay}"
+            f"Replay them from a shell: {shell_command()} batch {manifest} -o {replay}"
         )
         return manifest
 

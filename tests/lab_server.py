@@ -48,12 +48,19 @@ class LabServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_lab(root: Path, work: Path, env: dict[str, str], *, timeout: float = 120) -> LabServer:
-    """Start `jupyter lab` on `root` with exactly the environment `env`; wait until it answers."""
+def start_lab(
+    root: Path, work: Path, env: dict[str, str], *, overrides: dict | None = None, timeout: float = 120
+) -> LabServer:
+    """Start `jupyter lab` on `root` with exactly the environment `env`; wait until it answers.
+
+    `overrides` adds JupyterLab settings to `LAB_OVERRIDES` (plugin id -> settings).
+    """
     port, token = free_port(), secrets.token_hex(16)
     settings = work / "lab-settings"
     (settings / "overrides.d").mkdir(parents=True)
-    (settings / "overrides.d" / "flexaudio.json").write_text(json.dumps(LAB_OVERRIDES))
+    (settings / "overrides.d" / "flexaudio.json").write_text(
+        json.dumps({**LAB_OVERRIDES, **(overrides or {})})
+    )
     env = {
         **env,
         "JUPYTER_RUNTIME_DIR": str(work / "runtime"),

@@ -51,3 +51,21 @@ def test_no_secret_in_any_output_or_written_file():
         private_holders.append(path)
     # The local endpoint keeps its key and the HF token in 0600 state files; nowhere else.
     assert all("state" in path.parts for path in private_holders), private_holders
+
+
+def _output_text(name: str) -> str:
+    executed = json.loads((Path(EXECUTED) / name).read_text())
+    parts = []
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(value) for value in output.get("data", {}).values())
+    return "\n".join("".join(part) if isinstance(part, list) else part for part in parts)
+
+
+def test_the_explorer_notebook_shows_its_clip_sweep_and_manifest():
+    """05's cells hold no asserts (learners read them), so its outputs are checked here instead."""
+    text = _output_text("05_parameter_explorer.ipynb")
+    assert "Clip #1" in text, "the generated clip's status is missing"
+    assert "2 of 2 clips" in text, "the sweep did not finish both clips"
+    assert "<table>" in text and "manifest.jsonl" in text, "the manifest table is missing"

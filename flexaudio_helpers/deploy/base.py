@@ -9,10 +9,11 @@ deployment.delete("stable-audio-open")
 
 from __future__ import annotations
 
+import sys
 import time
 from abc import ABC, abstractmethod
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from ..params import MODEL_ID
 from . import store
@@ -77,7 +78,10 @@ class Deployment(ABC):
         """
         started = time.monotonic()
         overridden = store.endpoint_from_env(name)
-        with tqdm(desc=f"{name}: checking", bar_format="{desc} [{elapsed}]") as bar:
+        # A status line, not a bar (the length of the wait is unknown): plain tqdm on stdout, since
+        # the notebook widget draws a squashed empty bar when there is no total.
+        status_line = tqdm(desc=f"{name}: checking", bar_format="{desc} [{elapsed}]", file=sys.stdout)
+        with status_line as bar:
 
             def show(text: str) -> None:
                 bar.set_description_str(f"{name}: {text}")

@@ -10,6 +10,7 @@ from any kernel.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
 import secrets
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,18 @@ class ModelChoice:
     @property
     def offline(self) -> bool:
         return self.model == OFFLINE
+
+    def _repr_html_(self) -> str:
+        """The choice, and on the offline model the plain notice, as one box (counts as shown)."""
+        text = f"<b>Model:</b> {html.escape(self.model)} ({html.escape(self.why)})"
+        if not self.offline:
+            return f"<div>{text}</div>"
+        _shown_banners.add(self.why)
+        notice = html.escape(offline_banner(self.why).strip("=\n")).replace("\n", "<br>")
+        return (
+            "<div style='background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px'>"
+            f"{text}<br>{notice}</div>"
+        )
 
 
 def has_gpu() -> bool:
@@ -110,6 +124,19 @@ def choose_model(requested: str, *, token: str | None, forced: str | None = None
     if not (token or weights_downloaded(requested)):
         return ModelChoice(OFFLINE, f"{requested} is gated and there is no Hugging Face token or download")
     return ModelChoice(requested, "a GPU and the weights (or a Hugging Face token) are available")
+
+
+# Reasons whose full offline banner this kernel has shown: a second notice would only repeat it.
+_shown_banners: set[str] = set()
+
+
+def announce_offline(why: str) -> None:
+    """Print the offline banner, in full the first time in this kernel and in one line after that."""
+    if why in _shown_banners:
+        print(f"Offline model ({why}): its audio is noise, as the notice above says.")
+    else:
+        _shown_banners.add(why)
+        print(offline_banner(why))
 
 
 def offline_banner(why: str) -> str:
@@ -210,7 +237,7 @@ class LocalDeployment(Deployment):
         token = self._hf_token(hf_token_secret)
         choice = choose_model(model, token=token, forced=self.model)
         if choice.offline:
-            print(offline_banner(choice.why))
+            announce_offline(choice.why)
         record = store.load_record(self.target, name)
         if _process(record):
             if record.get("model") == choice.model:
@@ -300,7 +327,7 @@ class LocalDeployment(Deployment):
         status = "stopped"
         if _process(record):
             status = "running" if self._healthy(record["url"]) else "starting"
-        raw = {**mask_json(record or {"name": name}), "status": status}
+        raw = {**mask_json(_readable_times(record or {"name": name})), "status": status}
         return EndpointInfo(
             name=name,
             status=status,
@@ -360,6 +387,16 @@ class LocalDeployment(Deployment):
             f"the local server (pid {process.pid}) did not stop within {2 * STOP_GRACE_SECONDS:.0f} s "
             f"of SIGTERM and SIGKILL; end it yourself (kill -9 {process.pid}) and stop again"
         )
+
+
+def _readable_times(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its epoch timestamps as local date and time (for people reading it)."""
+    readable = dict(record)
+    for key in ("create_time", "saved_at"):
+        if isinstance(readable.get(key), int | float):
+            moment = datetime.fromtimestamp(readable[key]).astimezone()
+            readable[key] = moment.isoformat(sep=" ", timespec="seconds")
+    return readable
 
 
 def _has_exited(process: Any, timeout: float) -> bool:

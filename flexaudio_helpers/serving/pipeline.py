@@ -12,6 +12,7 @@ run and each still gets the audio it would get alone.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import secrets
@@ -155,6 +156,19 @@ class AudioGenerator:
             facts["notice"] = OFFLINE_NOTICE
         return facts
 
+    def _repr_html_(self) -> str:
+        """`describe()` as a small table, for notebooks."""
+        facts = self.describe()
+        speed = facts.pop("speed", {})
+        rows = {**facts, **{f"speed: {name}": value for name, value in speed.items()}}
+        rows.pop("object", None)
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(name))}</th>"
+            f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
+            for name, value in rows.items()
+        )
+        return f"<table>{cells}</table>"
+
     def resolve(self, request: GenerationRequest, seed: int | None = None) -> ResolvedRequest:
         """The request with every default filled in (a random seed when it has none)."""
         parameters = request.parameters
@@ -263,7 +277,7 @@ def load_generator(
     device = device or pick_device()
     options = options or choose_speed_options(device, dtype=dtype, **speed_overrides)
     if model == OFFLINE_MODEL_NAME:
-        log.warning(OFFLINE_NOTICE)
+        log.info(OFFLINE_NOTICE)  # the server prints it; a warning would be a stderr box in notebooks
         return AudioGenerator(
             build_offline_pipeline(),
             model_name=OFFLINE_MODEL_NAME,
@@ -285,7 +299,7 @@ def load_generator(
     except Exception as exc:  # hub errors come in many types; all mean "could not load"
         raise ModelLoadError(_load_hint(model, exc)) from None
     if offline:
-        log.warning(OFFLINE_NOTICE)
+        log.info(OFFLINE_NOTICE)  # the server prints it; a warning would be a stderr box in notebooks
     return AudioGenerator(pipeline, model_name=model, offline=offline, device=device, options=options)
 
 
