@@ -7,13 +7,14 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from flexaudio_helpers.deploy import LocalDeployment, connect, endpoint, store
-from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
+from flexaudio_helpers.deploy.local import MODEL_ENV, STOP_GRACE_SECONDS, choose_model
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
 
@@ -31,7 +32,6 @@ def no_server_outlives_the_tests():
                 process = psutil.Process(record["pid"])
                 if abs(process.create_time() - record["create_time"]) < 1:
                     process.kill()
-                    process.wait(10)
             except psutil.NoSuchProcess:
                 pass
 
@@ -48,6 +48,14 @@ def local(tmp_path, monkeypatch) -> LocalDeployment:
     deployment = connect()
     deployment.poll_interval = 0.2
     return deployment
+
+
+def is_alive(process: psutil.Process) -> bool:
+    """Running, not merely exited and waiting (as a zombie) for whichever process is its parent."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def port_open(port: int) -> bool:
@@ -92,7 +100,7 @@ def test_serve_inspect_generate_stop(local, capfd):
     assert "Serving POST" in local.logs(name)
 
     local.stop(name)
-    assert not server.is_running()
+    assert not is_alive(server)
     assert not port_open(record["port"])
     assert not record_file.exists()
     assert local.inspect(name).status == "stopped"
@@ -160,3 +168,41 @@ def test_environment_overrides_serving(local, monkeypatch):
     served = local.serve("sa")
     assert (served.url, served.api_key, served.target) == ("http://127.0.0.1:9", "env-key", "env")
     assert store.load_record("local", "sa") is None  # nothing was started
+
+
+STARTER = """
+import sys, time
+from flexaudio_helpers.deploy import LocalDeployment
+LocalDeployment(model="offline", echo=False).serve("kept")
+print("served", flush=True)
+time.sleep(600)  # like notebook 02's kernel: alive, never collecting its children
+"""
+
+
+def test_stop_from_another_kernel_while_the_starter_lives(local, tmp_path):
+    """Notebook 07 stops the server that 02's kernel started, with 02's kernel still running.
+
+    The starter used to stay the server's parent, so the ended server stayed a zombie that only the
+    starter could collect, and stop() raised psutil's TimeoutExpired after 30 s.
+    """
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        said = []
+        for line in starter.stdout:  # the offline banner comes first
+            said.append(line)
+            if line.strip() == "served":
+                break
+        assert said and said[-1].strip() == "served", "".join(said)
+        record = store.load_record("local", "kept")
+        server = psutil.Process(record["pid"])
+        assert server.ppid() != starter.pid, "the kernel that served must not be the server's parent"
+        started = time.monotonic()
+        local.stop("kept")
+        assert time.monotonic() - started < STOP_GRACE_SECONDS, "stop waited for a zombie"
+        assert not is_alive(server)
+        assert store.load_record("local", "kept") is None
+    finally:
+        starter.kill()
+        starter.wait()

@@ -217,6 +217,7 @@ def lab(tmp_path, monkeypatch):
         LocalDeployment(echo=False).stop(ENDPOINT_NAME)  # in case 07 did not run
 
 
+@pytest.mark.timeout(2400)  # the whole tour: minutes on an idle machine, many more on a busy one
 def test_tour_in_jupyterlab(browser_tools, lab):
     problems: list[str] = []
     from playwright.sync_api import sync_playwright

@@ -139,6 +139,8 @@ def is_running(pid: int) -> bool:
         return False
 
 
+# The whole tour: about 4 minutes on an idle 2-core machine, several times that on a busy one.
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize(
     ("journey", "extra_env", "answer"),
     [
