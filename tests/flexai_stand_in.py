@@ -85,7 +85,7 @@ SCENARIOS: dict[str, tuple[str, dict]] = {
     ),
     "serve_keeps_running": (
         "assumed variant: serve prints the key, then keeps following the logs and never exits",
-        {"serve_keeps_running": 600},
+        {"serve_keeps_running": 40},
     ),
     "serve_fails_without_key": (
         "assumed variant: serve exits 1 with ids in its output but no key; nothing is created",
@@ -153,6 +153,10 @@ SCENARIOS: dict[str, tuple[str, dict]] = {
         "documented: the URL is 'populated after a few seconds' and scripts sleep 10 s before "
         "inspect (flexai-platform.md); assumed: inspect says not found twice right after create",
         {"inspect_failures": 2},
+    ),
+    "stop_does_nothing": (
+        "assumed variant: stop exits 0 but the endpoint keeps running (used by the stop tests)",
+        {"stop_noop": True},
     ),
     "truncated_table_cells": (
         "assumed variant: list tables with ┃ bars and cells cut to 10 characters with …",
@@ -366,7 +370,9 @@ def stop_or_delete(verb: str, flags: list[str], name: str, scenario: dict, state
         if stdin.strip().lower() not in ("y", "yes"):
             print("Aborted.")  # exit 0, nothing deleted
             return
-    if verb == "stop":
+    if verb == "stop" and scenario.get("stop_noop"):
+        pass  # exits 0, yet the endpoint keeps running
+    elif verb == "stop":
         state["endpoints"][name]["stopped"] = True
     elif scenario.get("delete_lingers"):
         state["endpoints"][name]["deleting"] = scenario["delete_lingers"]

@@ -59,6 +59,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "status_stop_in_progress": {**READY, "wait": "EndpointFailed"},
     "unknown_status": READY,
     "inspect_fails_after_create": READY,
+    "stop_does_nothing": READY,  # the tour does not stop: see test_flexai_safety
     "truncated_table_cells": READY,
     "serve_name_already_exists": READY,
 }
