@@ -149,7 +149,7 @@ def test_inspect_failing_for_good_ends_the_wait_after_its_grace(flexai):
     deployment.inspect_grace = 2.0
     started = time.monotonic()
     with pytest.raises(CommandFailed, match="kept failing"):
-        deployment.wait_until_ready(NAME, timeout=600)
+        deployment.wait_until_ready(NAME, timeout=30)
     assert time.monotonic() - started < deployment.inspect_grace + SLACK
     assert len(argvs(flexai, "inference", "inspect")) >= 2  # it retried
 
@@ -178,7 +178,7 @@ def test_statuses_that_cannot_become_ready_end_the_wait(flexai, status, words):
     deployment = served(flexai, statuses=[["enqueued", None], [status, None]], logs=["the last log line"])
     started = time.monotonic()
     with pytest.raises(EndpointFailed, match=words) as caught:
-        deployment.wait_until_ready(NAME, timeout=600)
+        deployment.wait_until_ready(NAME, timeout=30)
     assert time.monotonic() - started < SLACK
     assert "the last log line" in str(caught.value) and caught.value.status == status
 

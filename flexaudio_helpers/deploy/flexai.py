@@ -355,10 +355,10 @@ class FlexAIDeployment(Deployment):
             result = self.run("secret", "inspect", name, combine=True, check=False, timeout=60)
             if result.returncode == 0:
                 return True
-            if NOT_FOUND_WORDS.search(result.stdout or ""):
-                return False
             if AUTH_FAILURE_WORDS.search(self._mask(result.stdout or "")):
                 raise self._failure(self.commands[-1], result)
+            if NOT_FOUND_WORDS.search(result.stdout or ""):
+                return False
             # Any other failure: the list decides.
         found = table_lookup(self.run("secret", "list").stdout, name)
         if found == "maybe":
@@ -407,6 +407,11 @@ class FlexAIDeployment(Deployment):
         arguments += ["--", "--task", task, "--model", model]
         shown = self._announce(arguments)
         returncode, output, key = self._stream_serve(arguments, name, model=model, task=task)
+        if key is None and returncode not in (0, None) and AUTH_FAILURE_WORDS.search(output):
+            raise NotLoggedIn(
+                f"`{shown}` failed because the flexai CLI is not logged in. Run `{LOGIN_COMMAND}` in a "
+                f"terminal, then try again. The CLI said:\n{self._mask_output(output)}"
+            )
         if key is None and returncode != 0 and ALREADY_EXISTS_WORDS.search(output):
             print(f"`flexai inference serve` says {name} already exists (the list did not show it).")
             return self._reuse(name)
