@@ -67,6 +67,11 @@ class StandIn:
 @pytest.fixture
 def flexai(tmp_path, monkeypatch) -> StandIn:
     """The stand-in installed as `flexai`, first on PATH, with a fresh state folder."""
+    return install_stand_in(tmp_path, monkeypatch)
+
+
+def install_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """Put the stand-in first on PATH as `flexai`, with its own HOME and state folders."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     executable = bin_dir / "flexai"
@@ -86,8 +91,12 @@ def flexai(tmp_path, monkeypatch) -> StandIn:
 
 
 def fast(deployment: FlexAIDeployment) -> FlexAIDeployment:
+    """Short bounds for tests (the defaults are minutes); each test still asserts they end."""
     deployment.poll_interval = 0.05
     deployment.confirm_timeout = 60
+    deployment.inspect_grace = 3.0
+    deployment.gone_timeout = 3.0
+    deployment.serve_exit_grace = 1.0
     return deployment
 
 
@@ -291,10 +300,20 @@ def test_environment_overrides_everything(flexai, monkeypatch):
 
 
 def test_parsers_tolerate_the_documented_shapes():
-    assert find_api_key("│ API Key: abcd-1234-efgh │\n") == "abcd-1234-efgh"
-    assert find_api_key("api_key = 'k-12345678'") == "k-12345678"
-    assert find_api_key("\x1b[32mAPI Key:\x1b[0m  deadbeef-cafe\n") == "deadbeef-cafe"
+    uuid_key = "0b7c6f9e-2d4a-4e8b-9c1d-3f5a7b9d1e2f"
+    token_key = "k_9fQ2xLmZ7Rt4Vb8N"  # opaque, 18 characters
+    assert find_api_key(f"│ API Key: {token_key} │\n") == token_key
+    assert find_api_key(f"api_key = '{token_key}'") == token_key
+    assert find_api_key(f"\x1b[32mAPI Key:\x1b[0m  {uuid_key}\n") == uuid_key
+    assert find_api_key(f"┃ Access Key ┃ {token_key} ┃") == token_key
+    assert find_api_key(f"Key: {uuid_key}") == uuid_key
     assert find_api_key("nothing here") is None
+    # Only key-shaped values: never an English word (or a short value) after the colon.
+    assert find_api_key("API Key: Unavailable") is None
+    assert find_api_key("API Key: shown-in-the-console") is None
+    assert find_api_key("API Key: abcd-1234") is None
+    assert find_api_key("Save this key: it will not be shown again.") is None
+    assert find_api_key(f"API Key: Unavailable\nYour key:\n   {token_key}\n") == token_key
     assert subcommands(" inspect  x\n") == {"inspect"}
     urfave_help = "COMMANDS:\n   serve, s   Serve\n   delete   Delete\n\nOPTIONS:\n"
     assert subcommands(urfave_help) == {"serve", "delete"}

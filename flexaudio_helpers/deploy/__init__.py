@@ -62,8 +62,8 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
         )
     if chosen == "flexai":
         deployment: Deployment = FlexAIDeployment(echo=echo)
-        deployment.ensure_logged_in()
-        deployment.reason = f"FlexAI, because {source}."
+        why = deployment.ensure_logged_in()
+        deployment.reason = f"FlexAI, because {source} ({why})."
     elif chosen == "local":
         deployment = LocalDeployment(echo=echo)
         deployment.reason = f"this machine, because {source}."
@@ -84,13 +84,13 @@ def _detect(echo: bool) -> Deployment:
         )
         return local
     flexai = FlexAIDeployment(echo=echo)
-    logged_in, _ = flexai.logged_in()
+    logged_in, why = flexai.logged_in()
     if logged_in:
-        flexai.reason = "FlexAI, because the flexai CLI is installed and logged in."
+        flexai.reason = f"FlexAI, because the flexai CLI is installed and logged in ({why})."
         return flexai
     local = LocalDeployment(echo=echo)
     local.reason = (
-        f"this machine, because the flexai CLI is not logged in (run `{LOGIN_COMMAND}` for FlexAI)."
+        f"this machine, because the flexai CLI is not logged in ({why}; run `{LOGIN_COMMAND}` for FlexAI)."
     )
     return local
 

@@ -31,6 +31,8 @@ class Deployment(ABC):
     poll_interval: float = 10.0
     #: Seconds allowed for the confirming test generation once the status is ``running``.
     confirm_timeout: float = 600.0
+    #: Seconds `inspect` may keep failing in a row during `wait_until_ready` (just after create).
+    inspect_grace: float = 60.0
 
     @abstractmethod
     def create_secret(self, name: str, value: str) -> None:
@@ -66,6 +68,10 @@ class Deployment(ABC):
     def delete(self, name: str) -> None:
         """Remove the endpoint and forget it."""
 
+    def scale_to_zero(self, name: str) -> None:
+        """Keep the endpoint but stop paying while it is idle (a target without scaling stops it)."""
+        self.stop(name)
+
     def endpoint(self, name: str) -> Endpoint:
         """A previously served endpoint, found in the saved state (or INFERENCE_URL/INFERENCE_API_KEY)."""
         return store.find_endpoint(name, self.target)
@@ -96,6 +102,7 @@ class Deployment(ABC):
                     timeout=timeout,
                     interval=self.poll_interval,
                     show=show,
+                    grace=self.inspect_grace,
                 )
                 endpoint = self._ready_endpoint(name, info)
             confirm_endpoint(endpoint, timeout=self.confirm_timeout, interval=self.poll_interval, show=show)

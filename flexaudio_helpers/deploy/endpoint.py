@@ -10,7 +10,17 @@ from ..errors import EndpointUnavailable
 
 READY_STATUS = "running"
 # Words that mean the endpoint will not become ready by waiting longer.
-TERMINAL_WORDS = ("fail", "error", "stopped", "terminated", "cancel", "crash", "killed", "deleted")
+TERMINAL_WORDS = (
+    "fail",
+    "error",
+    "rejected",
+    "stopped",
+    "terminated",
+    "cancel",
+    "crash",
+    "killed",
+    "deleted",
+)
 
 
 def is_terminal(status: str) -> bool:

@@ -2,6 +2,10 @@
 
 Even at ``running`` a FlexAI endpoint may still be loading the 5 GB model, so readiness is
 confirmed by a real (small, cheap) generation, retrying server errors and refused connections.
+
+Every wait ends: at ``running``, at a terminal status (failed, error, rejected, stopped, deleted),
+when the endpoint is being stopped or deleted, at the timeout, or when ``inspect`` keeps failing
+longer than a grace period (it may fail for a while just after ``serve``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import httpx
 
 from ..errors import (
     AuthenticationError,
+    CommandFailed,
     DeploymentTimeout,
     EndpointFailed,
     EndpointNotFound,
@@ -30,6 +35,15 @@ PROBE_REQUEST = GenerationRequest.build(
 )
 AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
 LOG_LINES_IN_ERRORS = 40
+# Statuses that mean someone is stopping or deleting the endpoint: it will not become ready.
+WINDING_DOWN = {
+    "stop in progress": "stopped",
+    "stopping": "stopped",
+    "deleting": "deleted",
+    "terminating": "deleted",
+}
+#: How long `inspect` may keep failing (just after create, a network blip) before the wait gives up.
+INSPECT_GRACE = 60.0
 
 
 def format_elapsed(seconds: float) -> str:
@@ -44,20 +58,51 @@ def wait_for_running(
     timeout: float,
     interval: float,
     show: Callable[[str], None],
+    grace: float = INSPECT_GRACE,
 ) -> EndpointInfo:
-    """Poll `inspect` until the endpoint is ready; raise on a terminal status or the timeout."""
+    """Poll `inspect` until the endpoint is ready; raise when it cannot become ready or at `timeout`.
+
+    A failing `inspect` (`CommandFailed`) is retried with growing pauses for up to `grace` seconds
+    in a row; an unknown status is shown as it is and waited on.
+    """
     started = time.monotonic()
+    failing_since: float | None = None
+    pause = interval
     while True:
-        info = inspect()
+        try:
+            info = inspect()
+        except CommandFailed as exc:
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= grace or now - started >= timeout:
+                raise CommandFailed(
+                    f"{exc}\n(`inspect` kept failing for {format_elapsed(now - failing_since)}; "
+                    "the endpoint may still come up: call wait_until_ready again.)",
+                    command=exc.command,
+                    returncode=exc.returncode,
+                    output=exc.output,
+                ) from None
+            show(f"inspect failed, retrying in {pause:.0f} s")
+            time.sleep(max(0.0, min(pause, grace - (now - failing_since), timeout - (now - started))))
+            pause = min(pause * 2, max(interval, grace / 3))
+            continue
+        failing_since, pause = None, interval
         elapsed = time.monotonic() - started
         show(f"{info.status or 'unknown'}{'' if info.url or info.terminal else ' (no URL yet)'}")
         if info.ready:
             return info
-        if info.terminal:
+        winding_down = WINDING_DOWN.get(info.status)
+        if winding_down or info.terminal:
             last_logs = last_log_lines(logs)
+            what = (
+                f"is being {winding_down} (status {info.status!r}), so it will not become ready; "
+                "serve it again once that is done"
+                if winding_down
+                else f"is {info.status!r}"
+            )
             raise EndpointFailed(
-                f"endpoint {info.name!r} is {info.status!r} after {format_elapsed(elapsed)}; "
-                f"its last log lines:\n{last_logs}",
+                f"endpoint {info.name!r} {what} after {format_elapsed(elapsed)}; its last log lines:\n"
+                f"{last_logs}",
                 status=info.status,
                 logs=last_logs,
             )
@@ -67,7 +112,7 @@ def wait_for_running(
                 f"(timeout {timeout:.0f} s). It may still come up: call wait_until_ready again, "
                 "or read deployment.logs(name)."
             )
-        time.sleep(interval)
+        time.sleep(max(0.0, min(interval, timeout - elapsed)))
 
 
 def last_log_lines(logs: Callable[[], str], count: int = LOG_LINES_IN_ERRORS) -> str:
