@@ -80,7 +80,8 @@ def wait_until(page, predicate, timeout: float, what: str) -> None:
 def open_and_run(page, name: str, timeout: float = 600) -> None:
     """Open `name` in the running JupyterLab, as a double click in the file browser does, and run
     all its cells once its kernel is idle; return when every code cell has run."""
-    page.evaluate(f"() => window.jupyterapp.commands.execute('docmanager:open', {{path: '{name}'}})")
+    # Not awaited or returned: the command's result (the widget) cannot cross into Python.
+    page.evaluate(f"() => {{ window.jupyterapp.commands.execute('docmanager:open', {{path: '{name}'}}); }}")
     in_front = f"() => window.jupyterapp.shell.currentWidget?.context?.path === '{name}'"
     wait_until(
         page,
@@ -91,6 +92,8 @@ def open_and_run(page, name: str, timeout: float = 600) -> None:
         120,
         f"{name} did not open with an idle kernel",
     )
+    # A click in the notebook, as a person makes: run-all acts on the notebook that has the focus.
+    page.locator(f"{CURRENT} .jp-Cell").first.click()
     first_prompt = page.locator(f"{CURRENT} .jp-CodeCell .jp-InputPrompt").first
     deadline = time.monotonic() + 120
     # A command given while a "Select Kernel" dialog is up is dropped: run again until cells start.
@@ -121,10 +124,12 @@ def check_outputs(page, name: str) -> None:
 def screenshot(page, name: str) -> Path:
     """The notebook in front, all its cells, as a PNG under test-artifacts/screenshots/."""
     path = SCREENSHOTS / f"{Path(name).stem}.png"
-    notebook = page.locator(f"{CURRENT} .jp-Notebook")
-    height = notebook.evaluate("element => element.scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": min(max(1200, height + 200), 16000)})
+    # The notebook scrolls inside its panel: make the window as tall as the whole notebook.
+    scroller = page.locator(f"{CURRENT} .jp-WindowedPanel-outer, {CURRENT} .jp-Notebook").first
+    height = scroller.evaluate("element => element.scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(1200, height + 250), 16000)})
     time.sleep(1)  # let the page lay out at the new size
+    scroller.evaluate("element => { element.scrollTop = 0; }")
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1400})
     return path
