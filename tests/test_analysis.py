@@ -21,6 +21,7 @@ from flexaudio_helpers.analysis import (
     prompt_hints,
 )
 from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.cli import main
 from flexaudio_helpers.params import GenerationRequest
 
 RATE = 44_100
@@ -194,7 +195,7 @@ def test_check_on_noise_says_no_clear_beat_and_offline_says_it_means_nothing():
     assert "asked not muffled" in text and "no beat and no meaning" in text
 
 
-def test_offline_model_clips_analyse(offline_server):
+def test_offline_model_clips_analyse_in_code_and_through_the_cli(offline_server, tmp_path, capsys):
     from flexaudio_helpers.client import AudioClient
     from flexaudio_helpers.tour import SEED_EXAMPLES
 
@@ -205,3 +206,36 @@ def test_offline_model_clips_analyse(offline_server):
             assert analysis.offline and analysis.channels == 2
             assert analysis.duration_s == pytest.approx(4.0, abs=0.1)
             assert "no meaning" in str(check(clip, analysis))
+    # The same clip, saved, through the command line.
+    path = clip.save(tmp_path / example.filename)
+    assert main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "no clear beat" in out and "no beat and no meaning" in out
+
+
+def test_cli_analyze_reads_the_prompt_from_the_files_metadata(tmp_path, capsys):
+    samples, _ = click_track(128.0, 12.0)
+    request = GenerationRequest.build("a click track, 128 bpm, crisp", audio_end_in_s=12.0, seed=7)
+    path = Clip(samples, RATE, request, seed=7).save(tmp_path / "clicks.wav")
+    assert main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "'a click track, 128 bpm, crisp'" in out and "loudness" in out
+    assert "asked 128 bpm, measured 12" in out and "bpm ✓" in out
+    assert main(["analyze", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tempo_bpm"] == pytest.approx(128.0, abs=2.0)
+    assert report["checks"][0] == {
+        "asked": "128 bpm",
+        "measured": report["checks"][0]["measured"],
+        "followed": True,
+    }
+    assert report["checks"][1]["asked"] == "crisp"
+
+
+@pytest.mark.parametrize("content", [b"", b"not audio at all"])
+def test_cli_analyze_refuses_a_file_that_is_not_audio_in_one_line(tmp_path, capsys, content):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    assert main(["analyze", str(path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("flexaudio: error: cannot read") and "\n" not in error
