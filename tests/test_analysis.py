@@ -17,6 +17,7 @@ from flexaudio_helpers.analysis import (
     AnalysisError,
     analyze,
     check,
+    compare,
     integrated_loudness,
     prompt_hints,
 )
@@ -239,3 +240,14 @@ def test_cli_analyze_refuses_a_file_that_is_not_audio_in_one_line(tmp_path, caps
     assert main(["analyze", str(path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("flexaudio: error: cannot read") and "\n" not in error
+
+
+def test_compare_puts_clips_side_by_side():
+    white = noise(2.0, channels=1)
+    quiet = (white * 0.1).astype(np.float32)
+    table = compare({"loud": (white, RATE), "quiet": (quiet, RATE)})
+    (loudness,) = [values for label, values, _ in table.rows() if label == "loudness"]
+    louder, softer = (float(value.split()[0]) for value in loudness)
+    assert louder - softer == pytest.approx(20.0, abs=0.1)  # a tenth of the amplitude is 20 dB
+    assert str(table).splitlines()[0].split() == ["loud", "quiet"]
+    assert "<th style='text-align:right'>quiet</th>" in table._repr_html_()
