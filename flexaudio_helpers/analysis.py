@@ -36,6 +36,7 @@ from .errors import FlexAudioError
 
 N_FFT = 2048
 N_MELS = 128
+FFT_BLOCK_FRAMES = 16  # frames per FFT call: small enough to stay in cache (see plots.FFT_BLOCK_FRAMES)
 HOP = 512  # 11.6 ms frames at 44.1 kHz: the beat tracker's time resolution
 SILENT_FRAME_DBFS = -60.0  # frames quieter than this are left out of brightness and noisiness
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs a few beats; shorter clips report no beat
@@ -285,8 +286,8 @@ def power_spectrogram(mono: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa's
     power = np.empty((len(frames), N_FFT // 2 + 1), np.float32)
-    for start in range(0, len(frames), 64):
-        block = slice(start, start + 64)
+    for start in range(0, len(frames), FFT_BLOCK_FRAMES):
+        block = slice(start, start + FFT_BLOCK_FRAMES)
         spectrum = np.fft.rfft(frames[block] * window, axis=1)
         np.square(spectrum.real, out=power[block])
         power[block] += np.square(spectrum.imag)

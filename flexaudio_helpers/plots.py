@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter
-
-from .audio import OFFLINE_FACT
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
 
 # The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
 TOP_DB = 80.0
 AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
-FFT_BLOCK_FRAMES = 64
+# Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; 64 did not
+# (3x slower FFTs, the largest cost of a warm plot: bench/plots_vs_librosa.py).
+FFT_BLOCK_FRAMES = 16
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
 ENVELOPE_WIDTH = 1000  # pixel columns of a waveform lane at FIGURE_WIDTH * DPI
@@ -287,6 +287,9 @@ def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: floa
     )
     ax.set_xlim(0.0, spectrogram.duration)
     ax.set_ylim(*spectrogram.mel_edges)
+    # About five time ticks and a colour tick every 20 dB: each tick label is a text to lay out
+    # and render on every draw, the largest cost of drawing after the pixels themselves.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     nyquist = spectrogram.sample_rate / 2
     ticks = [hz for hz in MEL_TICKS_HZ if hz <= nyquist]
     ax.yaxis.set_major_locator(FixedLocator(hz_to_mel(ticks)))
@@ -296,7 +299,7 @@ def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: floa
     ax.set_label("spectrogram")
     if cax is not None:
         cax.set_label("colorbar")
-        colorbar = ax.figure.colorbar(image, cax=cax)
+        colorbar = ax.figure.colorbar(image, cax=cax, ticks=MultipleLocator(20))
         colorbar.set_label("dB")
     return image
 
@@ -345,6 +348,9 @@ def _figure(
         **grid_options,
     )
     if offline:
+        # Imported here: `audio` pulls in pydantic (0.1-0.5 s), which plotting arrays never needs.
+        from .audio import OFFLINE_FACT
+
         figure.text(0.1 / FIGURE_WIDTH, 0.08 / height, OFFLINE_FACT.upper(), fontsize=8, color="firebrick")
     return figure, grid
 
