@@ -485,6 +485,16 @@ def centroid_curve(clip: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(centroid.size) * HOP / rate, centroid
 
 
+def headline(clip: Any) -> str:
+    """Tempo, loudness and brightness on one line, for lists: ``128 bpm · -14.2 LUFS · 2,310 Hz``."""
+    try:
+        analysis = analyze(clip)
+    except AnalysisError:
+        return "not analysable"
+    tempo = "no beat" if analysis.tempo_bpm is None else f"{analysis.tempo_bpm:.0f} bpm"
+    return f"{tempo} · {_lufs(analysis.loudness_lufs)} · {_hz(analysis.centroid_hz)}"
+
+
 # ----- the prompt ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Hint:

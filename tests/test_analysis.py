@@ -251,3 +251,19 @@ def test_compare_puts_clips_side_by_side():
     assert louder - softer == pytest.approx(20.0, abs=0.1)  # a tenth of the amplitude is 20 dB
     assert str(table).splitlines()[0].split() == ["loud", "quiet"]
     assert "<th style='text-align:right'>quiet</th>" in table._repr_html_()
+
+
+def test_spectral_measures_are_librosas():
+    # Noise under a chord, so that every measure has something to say.
+    t = np.arange(3 * RATE) / RATE
+    mono = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    mono += noise(3.0, channels=1, level=0.02)[0]
+    analysis = analyze((mono[None, :], RATE))
+    magnitude = np.abs(librosa.stft(mono, n_fft=2048, hop_length=512))
+    expected = {
+        "centroid_hz": librosa.feature.spectral_centroid(S=magnitude, sr=RATE),
+        "rolloff_hz": librosa.feature.spectral_rolloff(S=magnitude, sr=RATE, roll_percent=0.85),
+        "flatness": librosa.feature.spectral_flatness(S=magnitude),
+    }
+    for name, values in expected.items():
+        assert getattr(analysis, name) == pytest.approx(float(np.median(values)), rel=0.01), name
