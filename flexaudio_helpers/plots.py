@@ -505,17 +505,18 @@ def plot_comparison(
     return figure
 
 
-# What a sweep can chart, from `analysis.Analysis`: (field, axis label).
+# What a sweep can chart, from `analysis.Analysis`: field -> (axis title, smallest y span shown).
+# The span keeps differences too small to hear (0.001 LU) from filling a chart as if they mattered.
 SWEEP_METRICS = {
-    "loudness_lufs": "loudness (LUFS)",
-    "centroid_hz": "brightness: centroid (Hz)",
-    "flatness": "noisiness: flatness",
-    "rolloff_hz": "85 % roll-off (Hz)",
-    "tempo_bpm": "tempo (bpm)",
-    "beat_confidence": "beat confidence",
-    "onsets_per_s": "onsets per second",
-    "stereo_width": "stereo width",
-    "peak_dbfs": "peak (dBFS)",
+    "loudness_lufs": ("loudness (LUFS)", 2.0),
+    "centroid_hz": ("brightness: centroid (Hz)", 200.0),
+    "flatness": ("noisiness: flatness", 0.05),
+    "rolloff_hz": ("85 % roll-off (Hz)", 500.0),
+    "tempo_bpm": ("tempo (bpm)", 6.0),
+    "beat_confidence": ("beat confidence", 0.2),
+    "onsets_per_s": ("onsets per second", 1.0),
+    "stereo_width": ("stereo width", 0.1),
+    "peak_dbfs": ("peak (dBFS)", 2.0),
 }
 DEFAULT_SWEEP_METRICS = ("loudness_lufs", "centroid_hz", "flatness")
 SWEEP_PARAMETERS = ("guidance_scale", "num_inference_steps", "seed")
@@ -592,18 +593,26 @@ def plot_sweep(
     for index, metric in enumerate(metrics):
         ax = figure.add_subplot(charts[0, index])
         measured = [getattr(analysis, metric) for analysis in analyses]
-        draw_sweep_metric(ax, values, measured, label=SWEEP_METRICS[metric], parameter=parameter)
+        title, span = SWEEP_METRICS[metric]
+        draw_sweep_metric(ax, values, measured, label=title, parameter=parameter, min_span=span)
         ax.set_label(f"metric {metric}")
     return figure
 
 
 def draw_sweep_metric(
-    ax: Any, values: Sequence[Any], measured: Sequence[float | None], *, label: str, parameter: str
+    ax: Any,
+    values: Sequence[Any],
+    measured: Sequence[float | None],
+    *,
+    label: str,
+    parameter: str,
+    min_span: float = 0.0,
 ) -> Any:
     """One measurement against the swept values, as a line with markers; returns the Line2D.
 
     Numeric values (guidance, steps) go on a numeric axis in order; seeds, which have no order,
     are evenly spaced categories. Missing measurements (None, e.g. no clear beat) leave a gap.
+    The y axis spans at least `min_span`, so that a change too small to matter looks flat.
     """
     y = np.array([np.nan if m is None else float(m) for m in measured])
     numeric = parameter != "seed" and all(isinstance(v, int | float) for v in values)
@@ -621,8 +630,13 @@ def draw_sweep_metric(
     ax.set_xlabel(parameter, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, linewidth=0.4, alpha=0.5)
-    if np.isnan(y).all():
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    finite = y[np.isfinite(y)]
+    if finite.size == 0:
         ax.text(0.5, 0.5, "not measurable", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+    elif np.ptp(finite) < min_span:
+        middle = (finite.max() + finite.min()) / 2
+        ax.set_ylim(middle - min_span / 2, middle + min_span / 2)
     return line
 
 
@@ -661,6 +675,7 @@ def _draw_grid(
         ax.set_title(label or f"clip {index + 1}", fontsize=8)
         if index % columns:
             ax.set_ylabel("")
+            ax.tick_params(labelleft=False)  # the first column's labels serve the row
         if index + columns < len(spectrograms):
             ax.set_xlabel("")
     colorbar = figure.colorbar(image, cax=figure.add_subplot(grid[:rows, columns], label="colorbar"))

@@ -141,3 +141,15 @@ def test_sweep_input_is_checked():
 def test_an_offline_sweep_says_on_the_picture_that_it_is_noise():
     figure = plot_sweep(sweep_clips([1.0, 7.0], offline=True))
     assert any("NOISE" in text.get_text() for text in figure.texts)
+
+
+def test_differences_too_small_to_hear_look_flat():
+    # The same noise level at each value: loudness differs by hundredths of a LU.
+    base = GenerationRequest.build("Rain on a tin roof", audio_end_in_s=3.0, seed=1)
+    clips = [
+        Clip(noise(3.0, seed=i), RATE, base.with_parameters(guidance_scale=g)) for i, g in enumerate((1, 5))
+    ]
+    chart = axis(plot_sweep(clips), "metric loudness_lufs")
+    low, high = chart.get_ylim()
+    assert high - low >= 2.0
+    assert chart.yaxis.get_offset_text().get_text() == ""
