@@ -32,8 +32,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, Multiple
 # The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
 TOP_DB = 80.0
 AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
-# Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; 64 did not
-# (3x slower FFTs, the largest cost of a warm plot: bench/plots_vs_librosa.py).
+# Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; with 64 the
+# FFTs ran up to 3x slower there (bench/plots_vs_librosa.py).
 FFT_BLOCK_FRAMES = 16
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
@@ -287,8 +287,8 @@ def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: floa
     )
     ax.set_xlim(0.0, spectrogram.duration)
     ax.set_ylim(*spectrogram.mel_edges)
-    # About five time ticks and a colour tick every 20 dB: each tick label is a text to lay out
-    # and render on every draw, the largest cost of drawing after the pixels themselves.
+    # About five time ticks and a colour tick every 20 dB: each tick is several artists and a
+    # text to lay out and render on every draw; axis decorations are a third of a warm plot.
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     nyquist = spectrogram.sample_rate / 2
     ticks = [hz for hz in MEL_TICKS_HZ if hz <= nyquist]
