@@ -194,6 +194,7 @@ def test_check_on_noise_says_no_clear_beat_and_offline_says_it_means_nothing():
     text = str(result)
     assert "asked 128 bpm, measured no clear beat" in text
     assert "asked not muffled" in text and "no beat and no meaning" in text
+    assert {c.followed for c in result.checks} == {None} and "✓" not in text.splitlines()[0]
 
 
 def test_offline_model_clips_analyse_in_code_and_through_the_cli(offline_server, tmp_path, capsys):
