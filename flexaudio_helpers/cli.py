@@ -244,8 +244,7 @@ def _parameter_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="flexaudio",
-        description="Generate and plot text-to-audio clips from a FlexServe endpoint.",
+        prog="flexaudio", description="Generate and plot text-to-audio clips from a FlexServe endpoint."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     endpoint, parameters = _endpoint_options(), _parameter_options()
