@@ -80,7 +80,7 @@ class Analysis:
     trailing_silence_s: float = _doc("seconds of silence at the end (below -60 dBFS)")
     tempo_bpm: float | None = _doc("beats per minute, when there is a clear beat (None: no clear beat)")
     beat_confidence: float = _doc(
-        f"how regular the beat is, 0 to 1: under {CLEAR_BEAT} counts as no clear beat (noise is near 0)"
+        f"how regular the beat is, 0 to 1: under {CLEAR_BEAT} is no clear beat (noise stays under about 0.15)"
     )
     beat_times_s: tuple[float, ...] = _doc("when each beat falls, in seconds (empty without a clear beat)")
     centroid_hz: float | None = _doc("the spectrum's centre of mass (median): higher sounds brighter")
