@@ -5,7 +5,8 @@ One concern per module (import what you need; nothing heavy is imported here):
 - `params`: the request model shared by client and server (`GenerationRequest`).
 - `client`: `AudioClient`, which posts requests to any FlexServe-compatible endpoint.
 - `audio`: `Clip`, the generated audio (save, load, facts, inline player).
-- `plots`: waveforms, mel spectrograms and comparison grids.
+- `plots`: waveforms, mel spectrograms, comparison grids and sweeps.
+- `analysis`: what a clip measures (loudness, tempo, brightness...) and whether it followed its prompt.
 - `explorer`: the widget parameter explorer (`explore()`); `explorer_session`: its history,
   worker threads and export, without widgets.
 - `deploy`: serve on FlexAI or locally with the same verbs (`connect()`).

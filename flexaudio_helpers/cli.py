@@ -3,6 +3,7 @@
     flexaudio generate "Rain on a tin roof" -o rain.wav --seconds 10 --steps 200 --seed 42
     flexaudio batch prompts.jsonl -o clips/        # progress bar, clips/manifest.jsonl
     flexaudio plot rain.wav -o rain.png
+    flexaudio analyze rain.wav [--json]            # loudness, tempo, brightness; the prompt checked
 
 The endpoint is ``INFERENCE_URL`` / ``INFERENCE_API_KEY`` (environment or a ``.env`` file), or
 ``--url`` and ``--api-key-env``. The key is only ever read from the environment, so it never
@@ -184,6 +185,34 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
+
+    try:
+        clip = Clip.load(args.clip)
+        analysis = analyze(clip)
+    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+        raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
+    except AnalysisError as exc:
+        raise InputError(f"cannot analyse {args.clip}: {exc}") from None
+    result = check(clip, analysis)  # the prompt comes from the file's metadata, when we saved it
+    if args.json:
+        checks = [
+            {"asked": c.hint.asked, "measured": c.measured, "followed": c.followed} for c in result.checks
+        ]
+        print(
+            json.dumps(
+                {"file": str(args.clip), "prompt": result.prompt, **analysis.to_dict(), "checks": checks}
+            )
+        )
+    else:
+        print(f"{args.clip}: {clip.prompt!r}" if clip.prompt else f"{args.clip}: (no prompt in its metadata)")
+        print(analysis)
+        print("prompt check:")
+        print("\n".join(f"  {line}" for line in result.lines()))
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
     with _client(args) as client:
         print(json.dumps(client.models(), indent=2))
@@ -256,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", help="the figure's title (default: from the clip's parameters)")
     plot.add_argument("--dpi", type=int, default=100)
     plot.set_defaults(run=run_plot)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="measure a clip and check it against its prompt",
+        description="Loudness, tempo and beats, brightness, noisiness, onsets and stereo width of a "
+        "clip, and each measurable request of its prompt (read from the file's metadata when this "
+        "project saved it) beside its measurement.",
+    )
+    analyze.add_argument("clip", help="a .wav or .flac file")
+    analyze.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    analyze.set_defaults(run=run_analyze)
 
     models = commands.add_parser("models", parents=[endpoint], help="show what the endpoint serves")
     models.set_defaults(run=run_models)

@@ -7,9 +7,11 @@
 - **Generate**: the request runs in a worker thread, so the kernel stays free; the button is
   disabled meanwhile, the elapsed time shows, and Cancel abandons the result. Errors appear as a
   message in the app. The result: player, waveform + spectrogram, parameters, seed and timing.
-- **History**: every clip of the session; replay, re-plot, save as WAV/FLAC, load back into the controls.
+- **History**: every clip of the session with its tempo, loudness and brightness; replay, re-plot,
+  save as WAV/FLAC, load back into the controls.
 - **Compare**: two clips side by side, spectrograms on one colour scale.
-- **Sweep**: one parameter over a few values, made with `generate_many` (bounded concurrency).
+- **Sweep**: one parameter over a few values, made with `generate_many` (bounded concurrency),
+  with what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
 - **Export**: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
 
 The sliders' bounds come from `params` and from the endpoint's reported maximum duration, so the
@@ -614,7 +616,7 @@ class Explorer:
         self.sweep_status.value = f"Sweep: {done}/{total} clips after {elapsed:.0f} s..."
 
     def _sweep_finished(self, job: Job, number: int, parameter: str, results: Sequence[Any]) -> None:
-        from .plots import plot_comparison
+        from .plots import plot_sweep
 
         takes, problems = [], []
         for result in results:
@@ -626,8 +628,11 @@ class Explorer:
         self._refresh_history()
         children = []
         if takes:
-            figure = plot_comparison(
+            # The spectrograms, and under them loudness, brightness and noisiness against the value.
+            figure = plot_sweep(
                 [take.clip for _, take in takes],
+                parameter,
+                values=[value for value, _ in takes],
                 titles=[f"#{take.number} {parameter}={value}" for value, take in takes],
                 columns=min(3, len(takes)),
             )

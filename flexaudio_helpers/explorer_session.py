@@ -64,10 +64,16 @@ class Take:
         return " · ".join(parts)
 
     def label(self) -> str:
-        """One line for the history list."""
+        """One line for the history list: prompt, parameters, and tempo, loudness and brightness."""
         prompt = self.clip.prompt or "(no prompt)"
         prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
-        return f"#{self.number} {prompt} · {self.short_parameters()} ({self.origin})"
+        return f"#{self.number} {prompt} · {self.short_parameters()} · {self.measured()} ({self.origin})"
+
+    def measured(self) -> str:
+        """E.g. ``128 bpm · -14.2 LUFS · 2,310 Hz`` (analysed once per clip, then remembered)."""
+        from .analysis import headline  # imported on use: the analysis loads librosa
+
+        return headline(self.clip)
 
     def file_name(self, suffix: str = ".flac") -> str:
         return f"clip-{self.number:03d}-seed{self.clip.seed}{suffix}"

@@ -5,6 +5,11 @@ return arrays with their axes; the `plot_*` functions draw them and return a
 `matplotlib.figure.Figure`. Figures are built without pyplot, so none pile up in loops and
 nothing needs closing; in Jupyter a returned figure shows as a PNG.
 
+Drawers that take an ``ax`` and return what they drew, as librosa.display's do: `draw_beats`
+(beat ticks), `draw_centroid` (the brightness over time on a spectrogram) and
+`draw_sweep_metric` (a measurement against a swept parameter, under `plot_sweep`'s grid).
+The measurements come from `flexaudio_helpers.analysis`.
+
 Speed (issue 3's goal: 47.55 s of stereo to PNG in <= 0.15 s warm, <= 1 s in a fresh
 process, against librosa.display's 0.9 s / 4.7 s) comes from drawing a min/max envelope of
 one value pair per pixel column instead of 2 million points, one framed float32 FFT, a cached
@@ -22,14 +27,14 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter
-
-from .audio import OFFLINE_FACT
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
 
 # The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
 TOP_DB = 80.0
 AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
-FFT_BLOCK_FRAMES = 64
+# Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; with 64 the
+# FFTs ran up to 3x slower there (bench/plots_vs_librosa.py).
+FFT_BLOCK_FRAMES = 16
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
 ENVELOPE_WIDTH = 1000  # pixel columns of a waveform lane at FIGURE_WIDTH * DPI
@@ -282,6 +287,9 @@ def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: floa
     )
     ax.set_xlim(0.0, spectrogram.duration)
     ax.set_ylim(*spectrogram.mel_edges)
+    # About five time ticks and a colour tick every 20 dB: each tick is several artists and a
+    # text to lay out and render on every draw; axis decorations are a third of a warm plot.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     nyquist = spectrogram.sample_rate / 2
     ticks = [hz for hz in MEL_TICKS_HZ if hz <= nyquist]
     ax.yaxis.set_major_locator(FixedLocator(hz_to_mel(ticks)))
@@ -291,7 +299,7 @@ def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: floa
     ax.set_label("spectrogram")
     if cax is not None:
         cax.set_label("colorbar")
-        colorbar = ax.figure.colorbar(image, cax=cax)
+        colorbar = ax.figure.colorbar(image, cax=cax, ticks=MultipleLocator(20))
         colorbar.set_label("dB")
     return image
 
@@ -340,6 +348,9 @@ def _figure(
         **grid_options,
     )
     if offline:
+        # Imported here: `audio` pulls in pydantic (0.1-0.5 s), which plotting arrays never needs.
+        from .audio import OFFLINE_FACT
+
         figure.text(0.1 / FIGURE_WIDTH, 0.08 / height, OFFLINE_FACT.upper(), fontsize=8, color="firebrick")
     return figure, grid
 
@@ -359,21 +370,40 @@ def plot_waveform(clip: Any, title: str | None = None) -> Figure:
     return figure
 
 
-def plot_spectrogram(clip: Any, title: str | None = None, **mel_options: Any) -> Figure:
-    """The mel spectrogram in dB with a colour bar. Accepts a Clip or (samples, rate)."""
+def plot_spectrogram(
+    clip: Any, title: str | None = None, *, centroid: bool = False, **mel_options: Any
+) -> Figure:
+    """The mel spectrogram in dB with a colour bar. Accepts a Clip or (samples, rate).
+
+    `centroid=True` draws the spectral centroid (the brightness) over time on it.
+    """
     samples, rate, source = _audio(clip)
     title = _title_text(title, source)
     figure, grid = _figure(
         3.2, 1, 2, titled=bool(title), sources=[source], width_ratios=[1, 0.02], wspace=0.02
     )
     spectrogram = mel_spectrogram(samples, rate, **mel_options)
-    _draw_spectrogram(figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1]), spectrogram)
+    ax = figure.add_subplot(grid[0, 0])
+    _draw_spectrogram(ax, figure.add_subplot(grid[0, 1]), spectrogram)
+    if centroid:
+        draw_centroid(ax, *_centroid_curve(clip))
     _title(figure, title)
     return figure
 
 
-def plot_clip(clip: Any, title: str | None = None, **mel_options: Any) -> Figure:
-    """Waveform lanes above the mel spectrogram, sharing the time axis. Accepts a Clip or (samples, rate)."""
+def plot_clip(
+    clip: Any,
+    title: str | None = None,
+    *,
+    beats: bool = False,
+    centroid: bool = False,
+    **mel_options: Any,
+) -> Figure:
+    """Waveform lanes above the mel spectrogram, sharing the time axis. Accepts a Clip or (samples, rate).
+
+    `beats=True` marks the beats librosa's tracker finds (or says there is no clear beat);
+    `centroid=True` draws the spectral centroid (the brightness) over the spectrogram.
+    """
     samples, rate, source = _audio(clip)
     title = _title_text(title, source)
     channels = samples.shape[0]
@@ -393,8 +423,60 @@ def plot_clip(clip: Any, title: str | None = None, **mel_options: Any) -> Figure
     _draw_waveform(lanes, waveform_envelope(samples, rate), time_axis=False)
     spectrogram = mel_spectrogram(samples, rate, **mel_options)
     _draw_spectrogram(spectrogram_ax, figure.add_subplot(grid[channels, 1]), spectrogram)
+    if beats:
+        from .analysis import analyze  # imported on use: librosa takes a second to import
+
+        analysis = analyze(clip)
+        for ax in [*lanes, spectrogram_ax]:
+            draw_beats(ax, analysis.beat_times_s)
+        tempo = f"{analysis.tempo_bpm:.1f} bpm" if analysis.has_clear_beat else "no clear beat"
+        _corner_note(lanes[0], f"{tempo} (beat confidence {analysis.beat_confidence:.2f})")
+    if centroid:
+        draw_centroid(spectrogram_ax, *_centroid_curve(clip))
     _title(figure, title)
     return figure
+
+
+def draw_beats(ax: Any, beat_times: Sequence[float], *, color: str = "#2ca02c", **style: Any) -> Any:
+    """Mark beat times (seconds) as thin vertical ticks across `ax`; returns the LineCollection."""
+    lines = ax.vlines(
+        list(beat_times),
+        0.0,
+        1.0,
+        transform=ax.get_xaxis_transform(),
+        colors=color,
+        **{"linewidth": 0.8, "alpha": 0.8, **style},
+    )
+    lines.set_label("beats")
+    return lines
+
+
+def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray, **style: Any) -> Any:
+    """The spectral centroid (Hz) over time on a mel-scale spectrogram axis; returns the Line2D."""
+    (line,) = ax.plot(
+        times, hz_to_mel(centroid_hz), **{"color": "cyan", "linewidth": 1.0, "label": "centroid", **style}
+    )
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
+    return line
+
+
+def _centroid_curve(clip: Any) -> tuple[np.ndarray, np.ndarray]:
+    from .analysis import centroid_curve  # imported on use, as above
+
+    return centroid_curve(clip)
+
+
+def _corner_note(ax: Any, text: str) -> Any:
+    return ax.text(
+        0.005,
+        0.95,
+        text,
+        transform=ax.transAxes,
+        fontsize=8,
+        va="top",
+        ha="left",
+        bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5},
+    )
 
 
 def plot_comparison(
@@ -408,17 +490,7 @@ def plot_comparison(
 
     By default up to three clips are stacked at full width; more go two to a row.
     """
-    if not clips:
-        raise ValueError("plot_comparison needs at least one clip")
-    if titles is not None and len(titles) != len(clips):
-        raise ValueError(f"got {len(titles)} titles for {len(clips)} clips")
-    audio = [_audio(clip) for clip in clips]
-    spectrograms = [mel_spectrogram(samples, rate, **mel_options) for samples, rate, _ in audio]
-    vmax = max(float(s.db.max()) for s in spectrograms)  # one scale, so louder really looks louder
-    if columns is None:
-        columns = 1 if len(clips) <= 3 else 2
-    columns = max(1, min(columns, len(clips)))
-    rows = -(-len(clips) // columns)
+    audio, spectrograms, columns, rows = _grid_inputs(clips, titles, columns, mel_options)
     figure, grid = _figure(
         0.3 + 2.8 * rows,
         rows,
@@ -429,6 +501,172 @@ def plot_comparison(
         hspace=0.5,
         wspace=0.2,
     )
+    _draw_grid(figure, grid, audio, spectrograms, titles, columns)
+    return figure
+
+
+# What a sweep can chart, from `analysis.Analysis`: field -> (axis title, smallest y span shown).
+# The span keeps differences too small to hear (0.001 LU) from filling a chart as if they mattered.
+SWEEP_METRICS = {
+    "loudness_lufs": ("loudness (LUFS)", 2.0),
+    "centroid_hz": ("brightness: centroid (Hz)", 200.0),
+    "flatness": ("noisiness: flatness", 0.05),
+    "rolloff_hz": ("85 % roll-off (Hz)", 500.0),
+    "tempo_bpm": ("tempo (bpm)", 6.0),
+    "beat_confidence": ("beat confidence", 0.2),
+    "onsets_per_s": ("onsets per second", 1.0),
+    "stereo_width": ("stereo width", 0.1),
+    "peak_dbfs": ("peak (dBFS)", 2.0),
+}
+DEFAULT_SWEEP_METRICS = ("loudness_lufs", "centroid_hz", "flatness")
+SWEEP_PARAMETERS = ("guidance_scale", "num_inference_steps", "seed")
+METRIC_ROW_HEIGHT = 1.9  # inches
+
+
+def sweep_values(clips: Sequence[Any], parameter: str | None = None) -> tuple[str, list[Any]]:
+    """(the swept parameter, its value per clip), read from the clips' requests.
+
+    Without `parameter`, the one of guidance_scale, num_inference_steps and seed whose value
+    differs between the clips.
+    """
+
+    def value(clip: Any, name: str) -> Any:
+        if name == "seed" and getattr(clip, "seed", None) is not None:
+            return clip.seed
+        request = getattr(clip, "request", None)
+        return getattr(request.parameters, name, None) if request is not None else None
+
+    candidates = [parameter] if parameter else list(SWEEP_PARAMETERS)
+    for name in candidates:
+        values = [value(clip, name) for clip in clips]
+        if parameter or len(set(values)) > 1:
+            return name, values
+    raise ValueError(
+        "cannot tell which parameter was swept: the clips agree on guidance_scale, "
+        "num_inference_steps and seed; pass parameter= and values="
+    )
+
+
+def plot_sweep(
+    clips: Sequence[Any],
+    parameter: str | None = None,
+    *,
+    values: Sequence[Any] | None = None,
+    metrics: Sequence[str] = DEFAULT_SWEEP_METRICS,
+    titles: Sequence[str] | None = None,
+    columns: int | None = None,
+    **mel_options: Any,
+) -> Figure:
+    """A sweep: the clips' spectrograms in a grid, and under it what the swept value did in numbers.
+
+    One small line chart per metric (by default loudness, brightness and noisiness, see
+    `SWEEP_METRICS`) against the swept parameter (read from the clips' requests unless `values`
+    are given). Seeds have no order, so they are shown as categories.
+    """
+    if values is None:
+        parameter, values = sweep_values(clips, parameter)
+    elif len(values) != len(clips):
+        raise ValueError(f"got {len(values)} values for {len(clips)} clips")
+    unknown = [metric for metric in metrics if metric not in SWEEP_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"unknown metrics {unknown}: choose from {', '.join(SWEEP_METRICS)}")
+    from .analysis import analyze  # imported on use: librosa takes a second to import
+
+    parameter = parameter or "value"
+    if titles is None:
+        titles = [f"{parameter}={value}" for value in values]
+    audio, spectrograms, columns, rows = _grid_inputs(clips, titles, columns, mel_options)
+    analyses = [analyze(source if source is not None else (samples, rate)) for samples, rate, source in audio]
+    figure, grid = _figure(
+        0.3 + 2.8 * rows + METRIC_ROW_HEIGHT,
+        rows + 1,
+        columns + 1,
+        titled=True,
+        sources=[source for _, _, source in audio],
+        width_ratios=[1] * columns + [0.03],
+        height_ratios=[2.8] * rows + [METRIC_ROW_HEIGHT - 0.5],
+        hspace=0.55,
+        wspace=0.2,
+    )
+    _draw_grid(figure, grid, audio, spectrograms, titles, columns)
+    charts = grid[rows, :columns].subgridspec(1, len(metrics), wspace=0.35)
+    for index, metric in enumerate(metrics):
+        ax = figure.add_subplot(charts[0, index])
+        measured = [getattr(analysis, metric) for analysis in analyses]
+        title, span = SWEEP_METRICS[metric]
+        draw_sweep_metric(ax, values, measured, label=title, parameter=parameter, min_span=span)
+        ax.set_label(f"metric {metric}")
+    return figure
+
+
+def draw_sweep_metric(
+    ax: Any,
+    values: Sequence[Any],
+    measured: Sequence[float | None],
+    *,
+    label: str,
+    parameter: str,
+    min_span: float = 0.0,
+) -> Any:
+    """One measurement against the swept values, as a line with markers; returns the Line2D.
+
+    Numeric values (guidance, steps) go on a numeric axis in order; seeds, which have no order,
+    are evenly spaced categories. Missing measurements (None, e.g. no clear beat) leave a gap.
+    The y axis spans at least `min_span`, so that a change too small to matter looks flat.
+    """
+    y = np.array([np.nan if m is None else float(m) for m in measured])
+    numeric = parameter != "seed" and all(isinstance(v, int | float) for v in values)
+    if numeric:
+        order = np.argsort(np.asarray(values, dtype=float))
+        x = np.asarray(values, dtype=float)[order]
+        y = y[order]
+        if len(x) <= 8:
+            ax.set_xticks(x, [f"{v:g}" for v in x], fontsize=7)
+    else:
+        x = np.arange(len(values))
+        ax.set_xticks(x, [str(v) for v in values], fontsize=7, rotation=30 if len(values) > 4 else 0)
+    (line,) = ax.plot(x, y, marker="o", markersize=4, linewidth=1.2, color="#d62728")
+    ax.set_title(label, fontsize=8)
+    ax.set_xlabel(parameter, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    finite = y[np.isfinite(y)]
+    if finite.size == 0:
+        ax.text(0.5, 0.5, "not measurable", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+    elif np.ptp(finite) < min_span:
+        middle = (finite.max() + finite.min()) / 2
+        ax.set_ylim(middle - min_span / 2, middle + min_span / 2)
+    return line
+
+
+def _grid_inputs(
+    clips: Sequence[Any], titles: Sequence[str] | None, columns: int | None, mel_options: dict[str, Any]
+) -> tuple[list[tuple[np.ndarray, int, Any]], list[MelSpectrogram], int, int]:
+    """Checked (samples, rate, source) and spectrograms of the clips, and the grid's columns and rows."""
+    if not clips:
+        raise ValueError("plot_comparison needs at least one clip")
+    if titles is not None and len(titles) != len(clips):
+        raise ValueError(f"got {len(titles)} titles for {len(clips)} clips")
+    audio = [_audio(clip) for clip in clips]
+    spectrograms = [mel_spectrogram(samples, rate, **mel_options) for samples, rate, _ in audio]
+    if columns is None:
+        columns = 1 if len(clips) <= 3 else 2
+    columns = max(1, min(columns, len(clips)))
+    return audio, spectrograms, columns, -(-len(clips) // columns)
+
+
+def _draw_grid(
+    figure: Figure,
+    grid: Any,
+    audio: Sequence[tuple[np.ndarray, int, Any]],
+    spectrograms: Sequence[MelSpectrogram],
+    titles: Sequence[str] | None,
+    columns: int,
+) -> None:
+    """The spectrograms on one colour scale (so louder really looks louder), one colour bar at the right."""
+    vmax = max(float(s.db.max()) for s in spectrograms)
+    rows = -(-len(spectrograms) // columns)
     image = None
     for index, (spectrogram, (_, _, source)) in enumerate(zip(spectrograms, audio, strict=True)):
         ax = figure.add_subplot(grid[index // columns, index % columns])
@@ -437,11 +675,11 @@ def plot_comparison(
         ax.set_title(label or f"clip {index + 1}", fontsize=8)
         if index % columns:
             ax.set_ylabel("")
-        if index + columns < len(clips):
+            ax.tick_params(labelleft=False)  # the first column's labels serve the row
+        if index + columns < len(spectrograms):
             ax.set_xlabel("")
-    colorbar = figure.colorbar(image, cax=figure.add_subplot(grid[:, columns], label="colorbar"))
+    colorbar = figure.colorbar(image, cax=figure.add_subplot(grid[:rows, columns], label="colorbar"))
     colorbar.set_label("dB")
-    return figure
 
 
 def _title_text(title: str | None, source: Any) -> str:
