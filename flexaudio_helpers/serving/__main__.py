@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..errors import FlexAudioError, ModelLoadError
     from .app import check_api_key, create_app
-    from .guard import KEEP_ALIVE_TIMEOUT, connection_cap, guarded_protocol
+    from .guard import ACCEPT_BACKLOG, KEEP_ALIVE_TIMEOUT, connection_cap, guarded_protocol
     from .pipeline import load_generator
 
     try:
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         # keeps a free descriptor for /health however many sockets a client leaves open.
         http=guarded_protocol(max_connections),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        backlog=ACCEPT_BACKLOG,
     )
 
 

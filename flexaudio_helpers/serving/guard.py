@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from connecting (or the first byte of a next request) to a full head
 KEEP_ALIVE_TIMEOUT = 5.0  # seconds an idle keep-alive connection is kept
-DESCRIPTORS_KEPT = 128  # descriptors left free for the model's files, logs and the listening socket
+# asyncio accepts up to `ACCEPT_BACKLOG` connections per loop turn before any of them can be
+# closed, so the cap keeps a few turns' worth of descriptors free (and some for the model's files).
+ACCEPT_BACKLOG = 64
+DESCRIPTORS_KEPT = 4 * ACCEPT_BACKLOG
 LOG_EVERY = 10.0  # seconds between two log lines about the same overload
 
 
