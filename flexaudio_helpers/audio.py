@@ -365,8 +365,11 @@ class Clip:
             ) as stream:
                 stream.comment = comment
                 stream.software = "flexaudio"
-                if self.prompt:
-                    stream.title = self.prompt[:200]
+                # libsndfile refuses a title with NUL (or other control characters); the prompt
+                # itself is kept exactly in the JSON comment, where they are escaped.
+                title = "".join(c for c in (self.prompt or "")[:200] if c.isprintable())
+                if title.strip():
+                    stream.title = title
                 # The model's output is not bounded; clip rather than wrap around in PCM.
                 stream.write(np.clip(self.samples, -1.0, 1.0).T)
             os.chmod(temporary, 0o644)  # mkstemp made it 0600; a clip is not a secret
