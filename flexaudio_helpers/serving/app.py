@@ -73,12 +73,12 @@ def check_api_key(api_key: str) -> None:
         )
 
 
-def _authorized(request: Request, api_key: bytes) -> bool:
+def _authorized(request: Request, api_key: str) -> bool:
     # The header's exact bytes (Starlette decodes them as latin-1, which loses nothing) against
     # the key's UTF-8 bytes: no character is ever replaced, so no two keys compare equal.
     # compare_digest takes the same time whatever prefix matches: no timing oracle for the key.
     scheme, _, given = request.headers.get("authorization", "").encode("latin-1").partition(b" ")
-    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), api_key)
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), api_key.encode("utf-8"))
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -136,7 +136,6 @@ def create_app(
     API to anyone who can connect).
     """
     check_api_key(api_key)
-    key_bytes = api_key.encode("utf-8")
     queue = GenerationQueue(
         generator.generate_batch,
         max_waiting=max_waiting,
@@ -187,7 +186,7 @@ def create_app(
 
     @app.post(GENERATIONS_ROUTE, response_class=Response)
     async def generate(request: Request):
-        if not _authorized(request, key_bytes):
+        if not _authorized(request, api_key):
             return error_response(
                 401,
                 "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
