@@ -4,7 +4,7 @@ Starts the fault server's bombs on 127.0.0.1 (tests/fault_server.py) in this pro
 `AudioClient.generate()` against each in a fresh client process and reads that process's peak RSS
 (``ru_maxrss``), so the figure is the client's alone:
 
-- endless: a 200 whose chunked body never ends (the server stops at 4 GiB or 120 s);
+- endless: a 200 whose chunked body never ends (the server stops at --endless-mib or 120 s);
 - gzip: a 1 MB gzip body that inflates to 1 GiB;
 - flac: a valid FLAC of silence that decodes to 240 s x 8 channels x 96 kHz;
 - title: a 280 KB HTML 500 page of unclosed <title> tags (CPU, not memory: seconds to parse);
@@ -25,9 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fault_server import FaultServer, audio, endless, flac_bomb, gzip_bomb, title_page
 
+ENDLESS_LIMIT = [4 * 2**30]  # bytes the endless server sends at most (--endless-mib)
 PROBES = {
     "baseline": audio,
-    "endless": endless,
+    "endless": lambda: endless(ENDLESS_LIMIT[0]),
     "gzip": gzip_bomb,
     "flac": flac_bomb,
     "title": lambda: title_page(280_000),
@@ -71,11 +72,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per probe")
-    parser.add_argument("probes", nargs="*", default=list(PROBES), choices=list(PROBES))
+    parser.add_argument("probes", nargs="*", help=f"some of {', '.join(PROBES)} (default: all)")
+    parser.add_argument(
+        "--endless-mib", type=int, default=4096, help="MiB the endless body stops at (default 4096)"
+    )
     args = parser.parse_args()
+    ENDLESS_LIMIT[0] = args.endless_mib * 2**20
     print("| probe | outcome | seconds | client peak RSS |")
     print("|---|---|---|---|")
-    for name in args.probes:
+    for name in args.probes or PROBES:
         result = probe(name, args.timeout)
         rss = f"{result['peak_rss_mb']} MiB" if "peak_rss_mb" in result else "-"
         print(f"| {name} | {result['outcome']} | {result.get('seconds', '-')} | {rss} |", flush=True)

@@ -124,3 +124,17 @@ def test_a_burst_of_idle_sockets_does_not_stop_health_or_generation(tmp_path, en
     assert log.count("Too many open files") + log.count("out of system resource") <= 3, log[-2000:]
     assert len(log) < 100_000, f"the log grew to {len(log)} bytes"
     assert "closing the oldest idle ones" in log  # the one line that says what happened
+
+
+def test_a_generation_whose_client_left_stops_between_steps(offline_server):
+    """A 1,000-step run (minutes on a CPU) is abandoned; the next request does not wait for it."""
+    url = offline_server.url + GENERATIONS_ROUTE
+    long = {"inputs": "abandoned", "parameters": {"num_inference_steps": 1000, "audio_end_in_s": 1.0}}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and hangs up mid-generation
+        httpx.post(url, json=long, headers=offline_server.headers(), timeout=httpx.Timeout(3.0, connect=5.0))
+    started = time.monotonic()
+    answer = httpx.post(url, json=BODY, headers=offline_server.headers(), timeout=120)
+    assert answer.status_code == 200
+    waited = float(answer.headers["x-queue-seconds"])
+    assert waited < 60, f"the next request waited {waited:.0f} s behind the abandoned run"
+    print(f"\nnext request: queued {waited:.1f} s, answered in {time.monotonic() - started:.1f} s")
