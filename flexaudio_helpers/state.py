@@ -28,7 +28,11 @@ from .errors import FlexAudioError
 STATE_DIR_ENV = "FLEXAUDIO_STATE_DIR"
 # Written when this package creates the state folder: only then may `forget` remove the folder.
 MARKER_NAME = ".flexaudio-state"
-# Everything this package writes in the state folder, relative to it. `forget` removes only these.
+# Every file this package writes in the state folder is listed here (one relative path a line),
+# so `forget` removes exactly those, wherever FLEXAUDIO_STATE_DIR points.
+LEDGER_NAME = ".flexaudio-files"
+# What this package writes, by name: also removed in a folder flexaudio created (or its default
+# folder), which may hold files from versions that kept no ledger.
 OWNED_FILES = (
     MARKER_NAME,
     "local-endpoint.key",
@@ -93,6 +97,19 @@ def _write_marker(folder: Path) -> None:
         stream.write("This folder was created by flexaudio; tour.forget_saved_state() may remove it.\n")
 
 
+def _remember(path: Path) -> None:
+    """Add `path` to the ledger of the state folder it is in (nothing for files elsewhere)."""
+    root = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+    try:
+        relative = path.absolute().relative_to(root.absolute())
+    except ValueError:
+        return
+    if "\n" in str(relative):
+        return
+    with open_private(root / LEDGER_NAME, "a") as stream:
+        stream.write(f"{relative}\n")
+
+
 def private_dir(path: str | Path) -> Path:
     """`path` as a folder of mode 0700 (each missing level created 0700, whatever the umask)."""
     path = Path(path)
@@ -141,6 +158,7 @@ def write_private(path: str | Path, text: str) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _remember(path)
     return path
 
 
@@ -155,6 +173,7 @@ def fresh_private_file(path: str | Path) -> IO[bytes]:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.replace(temporary, path)
+        _remember(path)
     except BaseException:
         os.close(handle)
         Path(temporary).unlink(missing_ok=True)
@@ -205,6 +224,7 @@ def state_lock(name: str, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """
     path = private_dir(state_dir() / "locks") / f"{name}.lock"
     with open_private(path, "a") as stream:
+        _remember(path)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -226,19 +246,28 @@ def state_lock(name: str, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 def forget(folder: Path | None = None) -> list[str]:
     """Remove the files this package wrote in the state folder; return them (relative paths).
 
-    Nothing else is touched: files of other programs stay, folders are removed only when empty,
+    Those listed in its ledger, and (in a folder flexaudio created, or its default folder) those
+    named like flexaudio's files. Nothing else is touched: folders are removed only when empty,
     and the state folder itself only when flexaudio created it (its marker file says so).
     """
+    default = folder is None and not os.environ.get(STATE_DIR_ENV)
     folder = folder or state_dir()
     created_here = (folder / MARKER_NAME).is_file()
-    found: set[Path] = set()
-    for pattern in OWNED_FILES:
-        found.update(folder.glob(pattern))
-    for owned in OWNED_FOLDERS:  # write_private's temporary files, left by a crash
-        found.update((folder / owned).glob(".*.tmp"))
-    found.update(folder.glob(".*.tmp"))
+    ledger = folder / LEDGER_NAME
+    listed = (read_log(ledger) or "").splitlines()
+    found = {folder / name for name in listed if name and not Path(name).is_absolute() and ".." not in name}
+    if created_here or default:
+        for pattern in OWNED_FILES:
+            found.update(folder.glob(pattern))
+        for owned in OWNED_FOLDERS:  # write_private's temporary files, left by a crash
+            found.update((folder / owned).glob(".*.tmp"))
+        found.update(folder.glob(".*.tmp"))
+    found.add(ledger)
     removed = []
+    inside = folder.resolve()
     for path in sorted(found):
+        if not path.parent.resolve().is_relative_to(inside):  # e.g. logs/ swapped for a symlink
+            continue
         if path.is_symlink() or path.is_file():  # a symlink is removed, never what it points to
             path.unlink()
             removed.append(str(path.relative_to(folder)))
@@ -248,4 +277,4 @@ def forget(folder: Path | None = None) -> list[str]:
     if created_here:
         with contextlib.suppress(OSError):
             folder.rmdir()
-    return [name for name in removed if name != MARKER_NAME]
+    return [name for name in removed if name not in (MARKER_NAME, LEDGER_NAME)]

@@ -76,19 +76,22 @@ def test_forget_keeps_a_folder_it_did_not_create_and_everything_not_ours(state, 
     (state / "thesis.txt").write_text("four years of work")
     (state / "logs").mkdir()
     (state / "logs" / "notes.md").write_text("mine too")
+    (state / "secrets").mkdir()
+    (state / "secrets" / "bank.txt").write_text("not flexaudio's secret")
     _save_some_state()
 
     removed = tour.forget_saved_state()
 
     assert (state / "thesis.txt").read_text() == "four years of work"
     assert (state / "logs" / "notes.md").read_text() == "mine too"
+    assert (state / "secrets" / "bank.txt").read_text() == "not flexaudio's secret"
     assert sorted(removed) == [
         "endpoints/flexai/hostile-test.json",
         "endpoints/local/hostile-test.json",
         "inference.env",
         "secrets/MY_HF_TOKEN",
     ]
-    assert not (state / "endpoints").exists() and not (state / "secrets").exists()
+    assert not (state / "endpoints").exists() and not (state / "secrets" / "MY_HF_TOKEN").exists()
     printed = capsys.readouterr().out
     assert "Removed 4 saved files" in printed and "inference.env" in printed and "Kept" in printed
 
