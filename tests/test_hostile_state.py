@@ -40,13 +40,19 @@ def state(tmp_path, monkeypatch) -> Path:
 
 
 def _servers() -> list[psutil.Process]:
-    """Endpoint processes started by this test process (children, detached or not)."""
+    """Endpoint processes this test started: children serving from this test's state folder.
+
+    (The session's shared endpoint is a child too, with a state folder of its own.)
+    """
+    state = os.environ.get("FLEXAUDIO_STATE_DIR")
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "flexaudio_helpers.serving" in " ".join(child.cmdline()):
+            serving = "flexaudio_helpers.serving" in " ".join(child.cmdline())
+            alive = serving and child.status() != psutil.STATUS_ZOMBIE
+            if alive and child.environ().get("FLEXAUDIO_STATE_DIR") == state:
                 found.append(child)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return found
 
