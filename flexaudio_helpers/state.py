@@ -104,9 +104,10 @@ def _remember(path: Path) -> None:
         relative = path.absolute().relative_to(root.absolute())
     except ValueError:
         return
-    if "\n" in str(relative):
-        return
-    with open_private(root / LEDGER_NAME, "a") as stream:
+    ledger = root / LEDGER_NAME
+    if "\n" in str(relative) or str(relative) in (read_log(ledger) or "").splitlines():
+        return  # each file once: the ledger stays as small as the folder
+    with open_private(ledger, "a") as stream:
         stream.write(f"{relative}\n")
 
 
