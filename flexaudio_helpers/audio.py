@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .errors import FlexAudioError, InvalidAudioResponse
-from .params import GenerationRequest
+from .errors import FlexAudioError, InvalidAudioResponse, InvalidParameters, ResponseTooLarge
+from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
 
 # Magic bytes of the formats an endpoint may answer with; the Content-Type is not trusted.
 AUDIO_MAGIC = {
@@ -43,6 +44,19 @@ SILENCE_DBFS = -60.0
 # near 190 KB of HTML (bench/embed_size.py), under the 250 KB goal, and sounds clean.
 EMBED_COMPRESSION = 0.7
 OFFLINE_FACT = "offline model: this is noise from random weights, not music"
+# What `Clip.load` decodes at most: 10 minutes of 48 kHz stereo (230 MB as float32), far above the
+# model's 47.55 s, so a file that would decode to gigabytes is refused before it is read.
+MAX_LOAD_SAMPLES = 2 * 48_000 * 600
+
+
+def _check_size(frames: int, channels: int, rate: int, limit: int, what: str, error: type) -> None:
+    """Refuse audio whose decoded size (channels x frames) passes `limit`, before decoding it."""
+    if frames * channels > limit:
+        raise error(
+            f"{what} would decode to {frames} frames x {channels} channels at {rate} Hz "
+            f"({frames / max(rate, 1):.0f} s, {frames * channels * 4 / 2**20:.0f} MiB as float32), over the "
+            f"limit of {limit} samples (the model makes at most {MAX_AUDIO_SECONDS:.2f} s of stereo)"
+        )
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -98,8 +112,12 @@ def _check_complete(data: bytes, fmt: str) -> None:
         )
 
 
-def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode audio bytes to (float32 samples, channels first; sample rate), checking them first."""
+def decode_audio(data: bytes, max_samples: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode audio bytes to (float32 samples, channels first; sample rate), checking them first.
+
+    With `max_samples`, audio whose header announces more samples (all channels) is refused with
+    `ResponseTooLarge` before any is decoded.
+    """
     fmt = sniff_format(data)
     if fmt is None:
         raise InvalidAudioResponse(_not_audio_message(data))
@@ -107,6 +125,9 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(io.BytesIO(data)) as stream:
             expected = stream.frames
+            if max_samples is not None:
+                what = f"the {fmt} answer ({len(data)} bytes)"
+                _check_size(expected, stream.channels, stream.samplerate, max_samples, what, ResponseTooLarge)
             samples = stream.read(dtype="float32", always_2d=True)
             rate = stream.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -215,7 +236,30 @@ def _parse_metadata(text: str | None) -> dict[str, Any] | None:
         data = json.loads(text)
     except (ValueError, zlib.error):
         return None  # a comment some other program wrote
+    if isinstance(data, list):  # JSON, but not what save writes: reported by Clip.load
+        return data
     return data.get(METADATA_KEY) if isinstance(data, dict) else None
+
+
+def _saved_facts(saved: Any, path: str | os.PathLike) -> tuple[GenerationRequest | None, int | None, bool]:
+    """(request, seed, offline) from a file's flexaudio metadata; wrong shapes are warned about."""
+
+    def ignored(why: str) -> tuple[None, None, bool]:
+        warnings.warn(f"{os.fspath(path)}: ignoring its flexaudio metadata: {why}", UserWarning, stacklevel=3)
+        return None, None, False
+
+    if not isinstance(saved, dict):
+        return ignored(f"expected a JSON object, got {type(saved).__name__}")
+    body, seed, offline = saved.get("request"), saved.get("seed"), saved.get("offline", False)
+    if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED):
+        return ignored(f"the seed {seed!r:.40} is not an integer from 0 to {MAX_SEED}")
+    if not isinstance(offline, bool):
+        return ignored(f"'offline' is {offline!r:.40}, not true or false")
+    try:
+        request = GenerationRequest.from_body(body) if body else None
+    except InvalidParameters as exc:
+        return ignored(f"the saved request is not valid: {exc}")
+    return request, seed, offline
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -252,9 +296,13 @@ class Clip:
         seed: int | None = None,
         timings: dict[str, float] | None = None,
         offline: bool = False,
+        max_samples: int | None = None,
     ) -> Clip:
-        """Decode WAV/FLAC/OGG/MP3 bytes (checked by magic bytes; `InvalidAudioResponse` if not audio)."""
-        samples, rate = decode_audio(data)
+        """Decode WAV/FLAC/OGG/MP3 bytes (checked by magic bytes; `InvalidAudioResponse` if not audio).
+
+        `max_samples` bounds the decoded size (see `decode_audio`).
+        """
+        samples, rate = decode_audio(data, max_samples)
         if seed is None and request is not None:
             seed = request.parameters.seed
         return cls(samples, rate, request, seed, dict(timings or {}), offline)
@@ -317,8 +365,11 @@ class Clip:
             ) as stream:
                 stream.comment = comment
                 stream.software = "flexaudio"
-                if self.prompt:
-                    stream.title = self.prompt[:200]
+                # libsndfile refuses a title with NUL (or other control characters); the prompt
+                # itself is kept exactly in the JSON comment, where they are escaped.
+                title = "".join(c for c in (self.prompt or "")[:200] if c.isprintable())
+                if title.strip():
+                    stream.title = title
                 # The model's output is not bounded; clip rather than wrap around in PCM.
                 stream.write(np.clip(self.samples, -1.0, 1.0).T)
             os.chmod(temporary, 0o644)  # mkstemp made it 0600; a clip is not a secret
@@ -329,19 +380,19 @@ class Clip:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Clip:
-        """Read a clip saved by `save` (request and seed restored) or any audio file (no request)."""
+    def load(cls, path: str | os.PathLike, *, max_samples: int = MAX_LOAD_SAMPLES) -> Clip:
+        """Read a clip saved by `save` (request and seed restored) or any audio file (no request).
+
+        A file that would decode to over `max_samples` samples is refused before decoding; metadata
+        of the wrong shape is ignored with a warning.
+        """
         with sf.SoundFile(path) as stream:
+            what = f"{os.fspath(path)!r}"
+            _check_size(stream.frames, stream.channels, stream.samplerate, max_samples, what, FlexAudioError)
             samples = stream.read(dtype="float32", always_2d=True)
             rate = stream.samplerate
             saved = _parse_metadata(stream.comment)
-        request = seed = None
-        offline = False
-        if saved:
-            body = saved.get("request")
-            request = GenerationRequest.from_body(body) if body else None
-            seed = saved.get("seed")
-            offline = bool(saved.get("offline"))
+        request, seed, offline = _saved_facts(saved, path) if saved is not None else (None, None, False)
         return cls(np.ascontiguousarray(samples.T), rate, request, seed, {}, offline)
 
     # ----- display -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class InputError(FlexAudioError, ValueError):
 
 
 USAGE_ERRORS = (InputError, InvalidParameters, EndpointNotConfigured)
+DPI_RANGE = (10, 1200)  # beyond 1200 dpi a figure is hundreds of megapixels
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,11 +106,19 @@ def read_batch(path: Path) -> list[Any]:
     or plain text (the prompt). Blank lines and lines starting with ``#`` are skipped.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save it as UTF-8") from None
     items = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Only newlines end a line: a form feed or U+0085 inside a prompt (which str.splitlines would
+    # split at) stays part of it.
+    for number, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -119,6 +129,8 @@ def read_batch(path: Path) -> list[Any]:
             item = json.loads(line)
         except ValueError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InputError(f"{path}:{number}: JSON nested too deeply to be a request") from None
         if isinstance(item, dict) and "request" in item:
             item = item["request"]
         items.append(item)
@@ -169,18 +181,24 @@ def run_plot(args: argparse.Namespace) -> int:
     kind = output.suffix.lower().lstrip(".")
     if kind not in FigureCanvasBase.get_supported_filetypes():
         raise InputError(f"cannot draw {output.name!r}: use .png, .svg or .pdf")
+    low, high = DPI_RANGE
+    if not low <= args.dpi <= high:
+        raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
     try:
         clip = Clip.load(source)
     except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
         raise InputError(f"cannot read {source} as audio: {exc}") from None
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.part")
+    # A new file under a random name (O_EXCL: never through a planted symlink), renamed into place.
+    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
     try:
-        figure.savefig(temporary, format=kind, dpi=args.dpi)
+        with os.fdopen(handle, "wb") as stream:
+            figure.savefig(stream, format=kind, dpi=args.dpi)
+        os.chmod(temporary, 0o644)  # mkstemp made it 0600; a figure is not a secret
         os.replace(temporary, output)
     finally:
-        temporary.unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)
     print(f"wrote {output}")
     return 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -45,8 +46,10 @@ from .errors import (
     GenerationFailed,
     GenerationTimeout,
     InvalidParameters,
+    InvalidResponse,
+    ResponseTooLarge,
 )
-from .params import ALLOWED, GenerationRequest
+from .params import ALLOWED, CHANNELS, MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
 from .protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
@@ -77,6 +80,16 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0  # a Retry-After longer than this is cut to it
 INSPECT_HINT = "flexai inference inspect NAME -j | jq .config.endpointUrl -r"
 MANIFEST_NAME = "manifest.jsonl"
+# The largest real answer is 47.55 s of 16-bit stereo WAV, about 17 MB; 64 MiB leaves room for
+# float WAV or other formats, and stops an endless or decompressing body long before it hurts.
+MAX_RESPONSE_BYTES = 64 * 2**20
+# Decoded samples (all channels) allowed in an answer: twice the model's longest clip at 48 kHz.
+MAX_DECODED_SAMPLES = int(2 * CHANNELS * 48_000 * MAX_AUDIO_SECONDS)
+MAX_ERROR_BYTES = 64 * 1024  # an error page is read only this far
+MAX_ERROR_TEXT = 300  # characters of it shown in a message
+EXTRA_SECONDS = 120.0  # the overall deadline per request: read_timeout plus this, unless given
+# What a bearer key may hold: visible ASCII (anything else cannot be sent in an HTTP header).
+KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
 
 # ----- requests and URLs ---------------------------------------------------------------------
@@ -178,12 +191,29 @@ def server_error(response: httpx.Response) -> tuple[str, str | None]:
             return text, fields[0] or None
         if isinstance(data.get("message"), str):
             return data["message"], data.get("param")
-    text = response.text.strip()
+    text = response.content[:MAX_ERROR_BYTES].decode("utf-8", "replace").strip()
     if text.startswith("<"):
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        return f"an HTML page{': ' + ' '.join(title.group(1).split()) if title else ''}", None
+        title = _html_title(text)
+        return f"an HTML page{': ' + title if title else ''}", None
     text = " ".join(text.split())
-    return (text if len(text) <= 300 else text[:297] + "...") or response.reason_phrase, None
+    return _shorten(text) or response.reason_phrase, None
+
+
+def _shorten(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _html_title(page: str) -> str:
+    """The first <title> of an HTML page, found in one pass (a regex here was quadratic)."""
+    lower = page.lower()
+    start = lower.find("<title")
+    if start < 0:
+        return ""
+    start = lower.find(">", start)
+    end = lower.find("</title", start)
+    if start < 0 or end < 0:
+        return ""
+    return _shorten(" ".join(page[start + 1 : end].split()))
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -193,6 +223,8 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
     try:
         seconds = float(value)
+        if not math.isfinite(seconds):  # "nan" or "inf": not a delay anyone meant
+            return None
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -204,9 +236,34 @@ def retry_after(response: httpx.Response) -> float | None:
 
 def _header_number(response: httpx.Response, name: str, kind: type = float) -> Any:
     try:
-        return kind(response.headers[name])
+        value = kind(response.headers[name])
     except (KeyError, ValueError):
         return None
+    return value if kind is not float or math.isfinite(value) else None
+
+
+def _seed_header(response: httpx.Response) -> int | None:
+    """The seed the endpoint used, from ``X-Seed``; `InvalidResponse` when it is not a seed."""
+    value = response.headers.get(SEED_HEADER)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:
+        raise InvalidResponse(
+            f"the endpoint's {SEED_HEADER} header is {_shorten(value, 40)!r}, not a seed "
+            f"(an integer from 0 to {MAX_SEED})"
+        )
+    return int(value)
+
+
+def check_key(api_key: str) -> None:
+    """Raise `AuthenticationError` (without the key) unless it can be sent in a header."""
+    bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
+    if bad:
+        raise AuthenticationError(
+            f"the API key cannot be sent in an HTTP header: character {bad[0] + 1} of {len(api_key)} "
+            "is not visible ASCII (a space, a control character or a non-ASCII letter); check how "
+            f"it was copied into {API_KEY_ENV} or api_key=..."
+        )
 
 
 def _value_at(body: dict, field: str | None) -> Any:
@@ -311,6 +368,11 @@ class AudioClient:
     a cold endpoint (200 steps of 47 s audio). Failed connections and 429/502/503/504 answers
     are retried `max_retries` times, waiting ``backoff * 2**n`` seconds (with jitter) or what
     Retry-After asks.
+
+    What a server can make the client do is bounded: an answer over `max_response_bytes` (or
+    audio that decodes to over `max_decoded_samples`) is refused with `ResponseTooLarge`, error
+    pages are read only in part, and each attempt ends by `total_timeout` seconds (default
+    `read_timeout` + 120) however slowly the bytes trickle in.
     """
 
     def __init__(
@@ -323,9 +385,14 @@ class AudioClient:
         max_retries: int = 4,
         backoff: float = 0.5,
         env_file: str | os.PathLike | None = None,
+        total_timeout: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_decoded_samples: int = MAX_DECODED_SAMPLES,
     ) -> None:
         if max_retries < 0 or backoff < 0 or connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive and max_retries/backoff at least 0")
+        if (total_timeout is not None and total_timeout <= 0) or max_response_bytes < 1:
+            raise ValueError("total_timeout and max_response_bytes must be positive")
         dotenv = _read_dotenv(env_file) if url is None or api_key is None else {}
         url = url if url is not None else _setting(URL_ENV, dotenv)
         if not url:
@@ -334,6 +401,8 @@ class AudioClient:
                 f"to the endpoint's base URL, e.g. from `{INSPECT_HINT}`"
             )
         self._api_key = (api_key if api_key is not None else _setting(API_KEY_ENV, dotenv)) or None
+        if self._api_key:
+            check_key(self._api_key)
         self.url, self.removed_suffixes = normalise_url(url)
         if self.removed_suffixes:
             log.info(
@@ -346,11 +415,14 @@ class AudioClient:
         self.read_timeout = read_timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self.total_timeout = total_timeout if total_timeout is not None else read_timeout + EXTRA_SECONDS
+        self.max_response_bytes = max_response_bytes
+        self.max_decoded_samples = max_decoded_samples
         # No pool timeout: generate_many bounds the concurrency itself.
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=60.0, pool=None)
-        self._http = httpx.Client(
-            timeout=timeout, headers={"User-Agent": f"flexaudio/{__version__}"}, follow_redirects=False
-        )
+        # identity: no compressed answers, so none can decompress into more than was sent.
+        headers = {"User-Agent": f"flexaudio/{__version__}", "Accept-Encoding": "identity"}
+        self._http = httpx.Client(timeout=timeout, headers=headers, follow_redirects=False)
 
     # ----- plumbing --------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -391,7 +463,7 @@ class AudioClient:
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self._http.request(method, url, json=body, headers=headers)
+                response = self._request(method, url, body, headers)
             except httpx.ReadTimeout:
                 raise GenerationTimeout(
                     f"no answer from {display_url(url)} within the read timeout of {self.read_timeout:g} s "
@@ -421,6 +493,46 @@ class AudioClient:
             log.info("%s; retrying in %.2f s (attempt %d of %d)", failure, delay, attempt + 1, attempts)
             time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _request(self, method: str, url: str, body: dict | None, headers: dict) -> httpx.Response:
+        """One attempt, its body streamed and checked against the size limit and the deadline.
+
+        The answer comes back fully read (error bodies only up to `MAX_ERROR_BYTES`).
+        """
+        deadline = time.monotonic() + self.total_timeout
+        request = self._http.build_request(method, url, json=body, headers=headers)
+        response = self._http.send(request, stream=True)
+        try:
+            error = not response.is_success
+            limit = MAX_ERROR_BYTES if error else self.max_response_bytes
+            declared = response.headers.get("content-length", "")
+            if not error and declared.isdigit() and int(declared) > limit:
+                raise self._too_large(url, f"announces {int(declared)} bytes")
+            content = bytearray()
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > limit:
+                    if error:  # enough of an error page to say what it is
+                        del content[limit:]
+                        break
+                    raise self._too_large(url, f"sent over {limit} bytes")
+                if time.monotonic() > deadline:
+                    raise GenerationTimeout(
+                        f"{display_url(url)} was still sending its answer after {self.total_timeout:g} s "
+                        f"({len(content)} bytes so far; AudioClient(total_timeout=...) allows longer)"
+                    )
+        finally:
+            response.close()
+        # A fresh response over the bytes read: already decoded, so without Content-Encoding.
+        skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
+        kept = [(name, value) for name, value in response.headers.raw if name.lower() not in skip]
+        return httpx.Response(response.status_code, headers=kept, content=bytes(content), request=request)
+
+    def _too_large(self, url: str, what: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"the answer from {display_url(url)} {what}, over the limit of {self.max_response_bytes} "
+            "(the longest clip is about 17 MB; AudioClient(max_response_bytes=...) allows more)"
+        )
 
     def _raise_for_status(self, response: httpx.Response, body: dict | None = None) -> None:
         """Turn an error answer into the matching typed error."""
@@ -495,7 +607,8 @@ class AudioClient:
         return Clip.from_bytes(
             response.content,
             request=request,
-            seed=_header_number(response, SEED_HEADER, int),
+            seed=_seed_header(response),
+            max_samples=self.max_decoded_samples,
             timings=timings,
             offline=response.headers.get(OFFLINE_HEADER, "").lower() == "true",
         )

@@ -54,7 +54,15 @@ class GenerationTimeout(EndpointUnavailable, TimeoutError):
     """No answer within the client's read timeout (not retried: the endpoint may still be working)."""
 
 
-class InvalidAudioResponse(FlexAudioError):
+class InvalidResponse(FlexAudioError):
+    """The endpoint's answer breaks the protocol: a bad header, an oversized or endless body."""
+
+
+class ResponseTooLarge(InvalidResponse):
+    """The answer (or the audio in it, once decoded) is over the client's size limit."""
+
+
+class InvalidAudioResponse(InvalidResponse):
     """The endpoint answered, but the body is not (complete) audio."""
 
 

@@ -21,6 +21,8 @@ SAMPLE_RATE = 44_100
 CHANNELS = 2
 # transformer.sample_size (latent frames) * VAE hop length / sample rate = 47.5545 s.
 MAX_AUDIO_SECONDS = 1024 * 2048 / SAMPLE_RATE
+# One latent frame (2048 samples, 0.0464 s): anything shorter would run a whole generation for 0 frames.
+MIN_AUDIO_SECONDS = 2048 / SAMPLE_RATE
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
@@ -29,10 +31,10 @@ MAX_PROMPT_CHARS = 2000  # T5 reads 128 tokens; the cap only guards the server
 # What each field accepts, in words, for error messages (and the explorer's tooltips).
 ALLOWED = {
     "inputs": f"a non-empty prompt of at most {MAX_PROMPT_CHARS} characters",
-    "audio_end_in_s": f"seconds, greater than 0 and at most {MAX_AUDIO_SECONDS:.4f}",
-    "audio_length_in_s": f"seconds, greater than 0 and at most {MAX_AUDIO_SECONDS:.4f}"
-    " (alias of audio_end_in_s)",
-    "audio_start_in_s": "seconds, at least 0 and below audio_end_in_s",
+    "audio_end_in_s": f"seconds, from {MIN_AUDIO_SECONDS:.4f} (one latent frame) to {MAX_AUDIO_SECONDS:.4f}",
+    "audio_length_in_s": f"seconds, from {MIN_AUDIO_SECONDS:.4f} (one latent frame) to "
+    f"{MAX_AUDIO_SECONDS:.4f} (alias of audio_end_in_s)",
+    "audio_start_in_s": f"seconds, at least 0 and at least {MIN_AUDIO_SECONDS:.4f} below audio_end_in_s",
     "num_inference_steps": f"an integer from 1 to {MAX_STEPS}",
     "guidance_scale": f"a number from 0 to {MAX_GUIDANCE:g}",
     "negative_prompt": f"text of at most {MAX_PROMPT_CHARS} characters",
@@ -45,7 +47,7 @@ class GenerationParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
-    audio_end_in_s: float | None = Field(None, gt=0, le=MAX_AUDIO_SECONDS)
+    audio_end_in_s: float | None = Field(None, ge=MIN_AUDIO_SECONDS, le=MAX_AUDIO_SECONDS)
     audio_start_in_s: float | None = Field(None, ge=0, lt=MAX_AUDIO_SECONDS)
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0, le=MAX_GUIDANCE)
@@ -78,11 +80,12 @@ class GenerationParameters(BaseModel):
     @classmethod
     def _start_before_end(cls, start: float | None, info) -> float | None:
         end = info.data.get("audio_end_in_s")
-        if start is not None and end is not None and start >= end:
+        if start is not None and end is not None and end - start < MIN_AUDIO_SECONDS:
             raise PydanticCustomError(
                 "start_after_end",
-                "audio_start_in_s ({start}) must be below audio_end_in_s ({end})",
-                {"start": start, "end": end},
+                "audio_start_in_s ({start}) must be at least one latent frame ({frame:.4f} s) below "
+                "audio_end_in_s ({end})",
+                {"start": start, "end": end, "frame": MIN_AUDIO_SECONDS},
             )
         return start
 

@@ -2,29 +2,155 @@
 
 Endpoints, API keys and tokens live here so that a notebook run later, in another kernel,
 finds them. ``FLEXAUDIO_STATE_DIR`` moves the folder (tests use a temporary one).
+
+Everything here is written as if someone else could plant files: folders are 0700 and files
+0600 whatever the umask, no file is opened through a symlink, files are replaced atomically,
+and a folder others can write to (or a symlink to one planted by someone else) is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import stat
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import platformdirs
 
+from .errors import FlexAudioError
+
+STATE_DIR_ENV = "FLEXAUDIO_STATE_DIR"
+# Written when this package creates the state folder: only then may `forget` remove the folder.
+MARKER_NAME = ".flexaudio-state"
+# Every file this package writes in the state folder is listed here (one relative path a line),
+# so `forget` removes exactly those, wherever FLEXAUDIO_STATE_DIR points.
+LEDGER_NAME = ".flexaudio-files"
+# What this package writes, by name: also removed in a folder flexaudio created (or its default
+# folder), which may hold files from versions that kept no ledger.
+OWNED_FILES = (
+    MARKER_NAME,
+    "local-endpoint.key",
+    "inference.env",
+    "flexai-serve-*.out",
+    "endpoints/*/*.json",
+    "secrets/*",
+    "logs/*.log",
+    "locks/*.lock",
+)
+OWNED_FOLDERS = ("endpoints/flexai", "endpoints/local", "endpoints", "secrets", "logs", "locks")
+LOCK_TIMEOUT = 120.0
+
+
+class UnsafeStateError(FlexAudioError):
+    """The state folder, or a file in it, could be read or changed by someone else."""
+
 
 def state_dir() -> Path:
-    """The state folder (created with mode 0700 when missing)."""
-    folder = Path(os.environ.get("FLEXAUDIO_STATE_DIR") or platformdirs.user_state_dir("flexaudio"))
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """The state folder (created with mode 0700 when missing; refused when others can write to it)."""
+    folder = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+    _check_not_planted(folder)
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        _write_marker(folder)
+    _check_folder(folder)
     return folder
+
+
+def _check_not_planted(folder: Path) -> None:
+    """Refuse a symlink (the folder itself) that someone else owns: it points wherever they like."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) and info.st_uid != os.getuid():
+        raise UnsafeStateError(
+            f"the state folder {folder} is a symlink owned by another user (uid {info.st_uid}): "
+            f"refusing to use it; set {STATE_DIR_ENV} to a folder of your own"
+        )
+
+
+def _check_folder(folder: Path) -> None:
+    info = os.stat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeStateError(f"the state folder {folder} is not a folder; set {STATE_DIR_ENV} to a folder")
+    if info.st_uid != os.getuid():
+        raise UnsafeStateError(
+            f"the state folder {folder} belongs to another user (uid {info.st_uid}): refusing to keep "
+            f"keys there; set {STATE_DIR_ENV} to a folder of your own"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeStateError(
+            f"the state folder {folder} can be written by others (mode {stat.S_IMODE(info.st_mode):o}): "
+            f"refusing to keep keys there; `chmod 700 {folder}` or set {STATE_DIR_ENV} to a private folder"
+        )
+
+
+def _write_marker(folder: Path) -> None:
+    with contextlib.suppress(FileExistsError), open_private(folder / MARKER_NAME, "x") as stream:
+        stream.write("This folder was created by flexaudio; tour.forget_saved_state() may remove it.\n")
+
+
+def _remember(path: Path) -> None:
+    """Add `path` to the ledger of the state folder it is in (nothing for files elsewhere)."""
+    root = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+    try:
+        relative = path.absolute().relative_to(root.absolute())
+    except ValueError:
+        return
+    ledger = root / LEDGER_NAME
+    if "\n" in str(relative) or str(relative) in (read_log(ledger) or "").splitlines():
+        return  # each file once: the ledger stays as small as the folder
+    with open_private(ledger, "a") as stream:
+        stream.write(f"{relative}\n")
+
+
+def private_dir(path: str | Path) -> Path:
+    """`path` as a folder of mode 0700 (each missing level created 0700, whatever the umask)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def open_private(path: str | Path, mode: str = "w") -> IO:
+    """Open a file of ours: never through a symlink, created 0600.
+
+    `mode` is ``"x"`` (new file; `FileExistsError` if anything is there), ``"w"``/``"wb"``
+    (create or truncate a regular file) or ``"a"``/``"ab"``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags |= {"x": os.O_EXCL, "w": os.O_TRUNC, "a": os.O_APPEND}[mode[0]]
+    try:
+        handle = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateError(f"{path} is a symlink: refusing to write through it") from None
+        raise
+    os.fchmod(handle, 0o600)
+    binary = "b" in mode
+    return os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
 
 
 def write_private(path: str | Path, text: str) -> Path:
     """Write `text` atomically to a file only its owner can read (mode 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates the file 0600 from the start: the secret is never readable by others.
+    private_dir(path.parent)
+    # mkstemp creates the file 0600 with O_EXCL: the secret is never readable by others, and a
+    # planted symlink is replaced by the rename, never written through.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -33,12 +159,123 @@ def write_private(path: str | Path, text: str) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _remember(path)
     return path
 
 
-def read_private(path: str | Path) -> str | None:
-    """The text of a private file, or None when it does not exist."""
+def fresh_private_file(path: str | Path) -> IO[bytes]:
+    """A new, empty 0600 file at `path` (e.g. a log), replacing whatever was there atomically.
+
+    The file is made under a random name with O_EXCL and renamed over `path`: a symlink planted
+    at `path` is replaced, its target never truncated.
+    """
+    path = Path(path)
+    private_dir(path.parent)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        return Path(path).read_text(encoding="utf-8")
+        os.replace(temporary, path)
+        _remember(path)
+    except BaseException:
+        os.close(handle)
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return os.fdopen(handle, "wb")
+
+
+def read_private(path: str | Path) -> str | None:
+    """The text of a private file, or None when it does not exist.
+
+    Refused (`UnsafeStateError`) when it is a symlink or others may read or write it: a key
+    others could read is no longer a secret, and one others could write is not ours.
+    """
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateError(f"{path} is a symlink: refusing to read a secret through it") from None
+        raise
+    with os.fdopen(handle, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if info.st_mode & 0o077 or info.st_uid != os.getuid():
+            raise UnsafeStateError(
+                f"{path} is readable or writable by others (mode {stat.S_IMODE(info.st_mode):o}, "
+                f"uid {info.st_uid}): refusing to use it; remove it, or `chmod 600 {path}` if it is yours"
+            )
+        return stream.read().decode("utf-8")
+
+
+def read_log(path: str | Path) -> str | None:
+    """The text of a log file of ours (not followed through a symlink), or None when missing."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(handle, "rb") as stream:
+        return stream.read().decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def state_lock(name: str, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold ``locks/<name>.lock`` (an flock, released when the holder exits or crashes).
+
+    Serving and stopping one endpoint take it, so two kernels (or threads) never start two
+    servers for the same name.
+    """
+    path = private_dir(state_dir() / "locks") / f"{name}.lock"
+    with open_private(path, "a") as stream:
+        _remember(path)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise FlexAudioError(
+                        f"{path} is still locked after {timeout:g} s: another process is serving or "
+                        "stopping this endpoint"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
+
+
+def forget(folder: Path | None = None) -> list[str]:
+    """Remove the files this package wrote in the state folder; return them (relative paths).
+
+    Those listed in its ledger, and (in a folder flexaudio created, or its default folder) those
+    named like flexaudio's files. Nothing else is touched: folders are removed only when empty,
+    and the state folder itself only when flexaudio created it (its marker file says so).
+    """
+    default = folder is None and not os.environ.get(STATE_DIR_ENV)
+    folder = folder or state_dir()
+    created_here = (folder / MARKER_NAME).is_file()
+    ledger = folder / LEDGER_NAME
+    listed = (read_log(ledger) or "").splitlines()
+    found = {folder / name for name in listed if name and not Path(name).is_absolute() and ".." not in name}
+    if created_here or default:
+        for pattern in OWNED_FILES:
+            found.update(folder.glob(pattern))
+        for owned in OWNED_FOLDERS:  # write_private's temporary files, left by a crash
+            found.update((folder / owned).glob(".*.tmp"))
+        found.update(folder.glob(".*.tmp"))
+    found.add(ledger)
+    removed = []
+    inside = folder.resolve()
+    for path in sorted(found):
+        if not path.parent.resolve().is_relative_to(inside):  # e.g. logs/ swapped for a symlink
+            continue
+        if path.is_symlink() or path.is_file():  # a symlink is removed, never what it points to
+            path.unlink()
+            removed.append(str(path.relative_to(folder)))
+    for owned in OWNED_FOLDERS:
+        with contextlib.suppress(OSError):  # missing, or holds files that are not ours
+            (folder / owned).rmdir()
+    if created_here:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return [name for name in removed if name not in (MARKER_NAME, LEDGER_NAME)]

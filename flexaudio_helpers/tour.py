@@ -12,7 +12,6 @@ import html
 import json
 import os
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .errors import EndpointNotFound, EndpointUnavailable, FlexAudioError
 from .params import GenerationRequest
-from .state import state_dir, write_private
+from .state import forget, state_dir, write_private
 
 if TYPE_CHECKING:
     from IPython.display import HTML
@@ -255,8 +254,17 @@ def manifest_table(manifest: str | os.PathLike) -> HTML:
 
 
 def forget_saved_state() -> list[str]:
-    """Delete the state folder (saved endpoints, API keys, local secrets, logs); return what was there."""
+    """Delete the files flexaudio saved (endpoints, API keys, local secrets, logs); return their paths.
+
+    Only files this package wrote are removed, by name: anything else in the state folder stays,
+    and the folder itself goes only when flexaudio created it and nothing else is left in it.
+    Each removed file is printed, as a path relative to the state folder.
+    """
     folder = state_dir()
-    removed = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
-    shutil.rmtree(folder)
+    removed = forget(folder)
+    print(f"Removed {len(removed)} saved file{'s' if len(removed) != 1 else ''} from {folder}:")
+    for name in removed:
+        print(f"  {name}")
+    if folder.exists():
+        print(f"Kept {folder}: it holds files flexaudio did not write, or flexaudio did not create it.")
     return removed

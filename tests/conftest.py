@@ -40,15 +40,22 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp: Path, *extra: str, api_key: str | None = None, timeout: float = 120) -> RunningServer:
-    """Start `python -m flexaudio_helpers.serving --model offline` and wait for /health."""
+def start_server(
+    tmp: Path, *extra: str, api_key: str | None = None, timeout: float = 120, preexec_fn=None
+) -> RunningServer:
+    """Start `python -m flexaudio_helpers.serving --model offline` and wait for /health.
+
+    `preexec_fn` runs in the child before the server starts (e.g. to set its open-file limit).
+    """
     port = free_port()
     api_key = api_key or f"test-key-{secrets.token_hex(8)}"
     env = {**os.environ, "FLEXAUDIO_API_KEY": api_key, "FLEXAUDIO_STATE_DIR": str(tmp / "state")}
     log_path = tmp / f"server-{port}.log"
     command = [sys.executable, "-m", "flexaudio_helpers.serving", "--model", "offline", "--port", str(port)]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([*command, *extra], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*command, *extra], env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
     server = RunningServer(f"http://127.0.0.1:{port}", api_key, process, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,12 +4,16 @@
 `then`, by default a small valid WAV); any other path gets FastAPI's ``{"detail": "Not Found"}``
 404. It records every request (method, path, headers, body, arrival time), so a test can count
 the client's retries exactly. Actions are plain functions of the request handler: `audio`,
-`error`, `reply`, `reset`, `truncated`, `cut`, `not_audio`, `stall`.
+`error`, `reply`, `reset`, `truncated`, `cut`, `not_audio`, `stall`, and the hostile ones:
+`endless`, `gzip_bomb`, `flac_bomb`, `title_page`, `trickle`. Each sends for a bounded time or
+size, and stops early when the client hangs up or the server stops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
 import io
 import json
 import socket
@@ -114,6 +118,83 @@ def stall(seconds: float = 30.0) -> Action:
     def act(handler: FaultHandler) -> None:
         handler.server.stopping.wait(seconds)
         audio()(handler)
+
+    return act
+
+
+def endless(limit_bytes: int = 4 * 2**30, seconds: float = 120.0) -> Action:
+    """A 200 whose body never ends (chunked zeros) until the client hangs up or the bounds pass."""
+
+    def act(handler: FaultHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/wav")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = b"\0" * 2**20
+        framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        deadline, sent = time.monotonic() + seconds, 0
+        while sent < limit_bytes and time.monotonic() < deadline and not handler.server.stopping.is_set():
+            handler.wfile.write(framed)  # raises OSError once the client has gone
+            sent += len(chunk)
+        handler.hang_up()
+
+    return act
+
+
+@functools.cache
+def gzip_bomb_bytes(decoded_bytes: int = 1 * 2**30) -> bytes:
+    """Zeros that gzip to about a thousandth of their size (1 GiB in about 1 MB)."""
+    buffer = io.BytesIO()
+    block = b"\0" * 2**20
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6) as stream:
+        for _ in range(decoded_bytes // len(block)):
+            stream.write(block)
+    return buffer.getvalue()
+
+
+def gzip_bomb() -> Action:
+    """A small gzip body that inflates to 1 GiB."""
+    return reply(200, gzip_bomb_bytes(), {"Content-Encoding": "gzip", SEED_HEADER: "7"}, "audio/wav")
+
+
+@functools.cache
+def flac_bomb_bytes(seconds: int = 240, channels: int = 8, rate: int = 96_000) -> bytes:
+    """A FLAC of silence, a few hundred KB, that decodes to seconds x channels x rate samples."""
+    buffer = io.BytesIO()
+    block = np.zeros((rate, channels), dtype=np.int16)
+    with sf.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype="PCM_16") as stream:
+        for _ in range(seconds):
+            stream.write(block)
+    return buffer.getvalue()
+
+
+def flac_bomb() -> Action:
+    """A valid FLAC answer that decodes to 240 s x 8 channels x 96 kHz (about 740 MB of float32)."""
+    return reply(200, flac_bomb_bytes(), {SEED_HEADER: "7"}, "audio/flac")
+
+
+def title_page(size: int = 280_000, status: int = 500) -> Action:
+    """An HTML error page of `size` bytes of unclosed <title> tags (quadratic for a naive regex)."""
+    unit = b"<title>"
+    return reply(status, b"<html>" + unit * (size // len(unit)), content_type="text/html")
+
+
+def trickle(interval: float = 0.5, seconds: float = 60.0) -> Action:
+    """Announce a WAV, then send one byte every `interval` seconds, for at most `seconds`."""
+
+    def act(handler: FaultHandler) -> None:
+        data = wav_bytes(0.5)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/wav")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        deadline = time.monotonic() + seconds
+        for byte in data:
+            if time.monotonic() > deadline or handler.server.stopping.wait(interval):
+                break
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        handler.hang_up()
 
     return act
 

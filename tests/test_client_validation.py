@@ -32,11 +32,12 @@ from flexaudio_helpers.params import (
     MAX_PROMPT_CHARS,
     MAX_SEED,
     MAX_STEPS,
+    MIN_AUDIO_SECONDS,
     GenerationRequest,
 )
 
 NUMBER_RANGES = {  # (low, low included, high, high included)
-    "audio_end_in_s": (0.0, False, MAX_AUDIO_SECONDS, True),
+    "audio_end_in_s": (MIN_AUDIO_SECONDS, True, MAX_AUDIO_SECONDS, True),  # at least one latent frame
     "audio_start_in_s": (0.0, True, MAX_AUDIO_SECONDS, False),
     "guidance_scale": (0.0, True, MAX_GUIDANCE, True),
 }
@@ -91,7 +92,7 @@ def violations(prompt, parameters: dict) -> set[str]:
         start is not None
         and end is not None
         and {"parameters.audio_start_in_s", "parameters.audio_end_in_s"}.isdisjoint(faults)
-        and start >= end
+        and end - start < MIN_AUDIO_SECONDS  # the kept window holds at least one latent frame
     ):
         faults.add("parameters.audio_start_in_s")
     return faults
@@ -109,7 +110,8 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=-1, max_value=MAX_AUDIO_SECONDS + 5),
     st.integers(min_value=-5, max_value=60),
-    st.sampled_from([0, 0.0, -0.0, 5e-324, MAX_AUDIO_SECONDS, MAX_AUDIO_SECONDS + 1e-9, 50, 50.0001]),
+    st.sampled_from([0, 0.0, -0.0, 5e-324, 1e-9, MIN_AUDIO_SECONDS, MIN_AUDIO_SECONDS - 1e-9]),
+    st.sampled_from([MAX_AUDIO_SECONDS, MAX_AUDIO_SECONDS + 1e-9, 50, 50.0001]),
 )
 integers = st.one_of(
     st.integers(min_value=-3, max_value=MAX_STEPS + 3),
@@ -139,7 +141,7 @@ mixed_parameter_sets = st.dictionaries(
 valid_parameter_sets = st.fixed_dictionaries(
     {},
     optional={
-        "audio_end_in_s": st.floats(min_value=0, max_value=MAX_AUDIO_SECONDS, exclude_min=True),
+        "audio_end_in_s": st.floats(min_value=MIN_AUDIO_SECONDS, max_value=MAX_AUDIO_SECONDS),
         "audio_start_in_s": st.floats(min_value=0, max_value=5),
         "num_inference_steps": st.integers(min_value=1, max_value=MAX_STEPS),
         "guidance_scale": st.floats(min_value=0, max_value=MAX_GUIDANCE),

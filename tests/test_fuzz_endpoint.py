@@ -81,7 +81,8 @@ class Fuzzing:
 @pytest.fixture(scope="module")
 def fuzzing(tmp_path_factory):
     """A fresh endpoint of our own, so its survival and its log speak for this file alone."""
-    server = start_server(tmp_path_factory.mktemp("fuzz"), "--max-waiting", "4")
+    # --docs: schemathesis reads the served /openapi.json
+    server = start_server(tmp_path_factory.mktemp("fuzz"), "--max-waiting", "4", "--docs")
     yield Fuzzing(server)
     stop_server(server)
 
@@ -92,8 +93,11 @@ def expected_answer(raw: bytes, headers: httpx.Headers | dict, api_key: str) -> 
     The oracle is the shared parameter model itself, applied in the endpoint's order: auth,
     size cap, JSON, then the model. Content-Type is not consulted (curl -d works as is).
     """
-    scheme, _, given_key = httpx.Headers(headers).get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or given_key.strip() != api_key:
+    # The header's bytes against the key's, as the endpoint compares them (str.strip would also
+    # strip \x85 and \xa0; httpx would decode UTF-8).
+    sent = [value for name, value in httpx.Headers(headers).raw if name.lower() == b"authorization"]
+    scheme, _, given_key = (sent[0] if sent else b"").partition(b" ")
+    if scheme.lower() != b"bearer" or given_key.strip() != api_key.encode():
         return 401, None
     if len(raw) > MAX_BODY_BYTES:
         return 413, "body"

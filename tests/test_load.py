@@ -8,14 +8,19 @@ one request each (2 steps), about 40 generations in all. The full figures come f
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import load
 
+from flexaudio_helpers.serving.guard import KEEP_ALIVE_TIMEOUT
+
 CLIENTS = 32
+ROUNDS = 4  # bursts in the memory test, after the two earlier tests' rounds
 TIMEOUT = 120.0  # per request; every outcome must come well within it
 BODY = {"inputs": "load test", "parameters": {"num_inference_steps": 2, "audio_end_in_s": 1.0}}
 
@@ -64,13 +69,30 @@ def test_with_the_clients_retries_every_request_is_served(endpoint, rss):
 
 
 def test_memory_stays_flat_across_rounds(endpoint, rss):
-    for _ in range(2):
+    """No leak: descriptors and threads come back to the same count, and RSS shows no sustained rise.
+
+    RSS alone is allocator noise at this scale: a 12-round soak of 192 requests moved between
+    1180 and 1324 MiB with no trend, so a 5 % band on two rounds failed on busy machines. A leak
+    raises every later round above every earlier one; noise does not.
+    """
+    process = psutil.Process(endpoint.process.pid)
+    _burst(endpoint)
+    rss.append(endpoint.rss_mb())
+    held = (process.num_fds(), process.num_threads())
+    for _ in range(ROUNDS - 1):
         _burst(endpoint)
         rss.append(endpoint.rss_mb())
     print(f"\nendpoint RSS after each round, MiB: {[round(value) for value in rss]}")
-    assert len(rss) == 4, "run after the burst and retried tests"
-    # From the retried round on, every worker thread has generated: no more one-off growth.
-    assert rss[-1] - rss[1] < 0.05 * rss[1], rss
+    assert len(rss) == 2 + ROUNDS, "run after the burst and retried tests"
+    # Descriptors and threads cannot drift by chance: each round must give back what it took.
+    time.sleep(KEEP_ALIVE_TIMEOUT + 1)  # idle keep-alive connections close by then
+    fds, threads = process.num_fds(), process.num_threads()
+    assert fds <= held[0] + 4, f"open descriptors grew from {held[0]} to {fds}"
+    assert threads <= held[1] + 2, f"threads grew from {held[1]} to {threads}"
+    # From the retried round on every worker thread has generated: no more one-off growth. The
+    # last two rounds must not both sit above the first two by more than the noise (15 %).
+    early, late = rss[1:3], rss[-2:]
+    assert min(late) < max(early) * 1.15, f"RSS rose and stayed up: {[round(value) for value in rss]}"
 
 
 def test_clients_that_disconnect_do_not_hold_up_the_next_request(endpoint):

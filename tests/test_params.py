@@ -15,6 +15,7 @@ from flexaudio_helpers.params import (
     MAX_GUIDANCE,
     MAX_SEED,
     MAX_STEPS,
+    MIN_AUDIO_SECONDS,
     GenerationRequest,
 )
 
@@ -65,7 +66,8 @@ def test_the_alias_warns_and_sends_the_real_name():
 @pytest.mark.parametrize(
     ("field", "value", "expected_in_message"),
     [
-        ("audio_end_in_s", 0.0, "greater than 0"),
+        ("audio_end_in_s", 0.0, "from 0.0464 (one latent frame)"),
+        ("audio_end_in_s", 1e-9, "from 0.0464 (one latent frame)"),
         ("audio_end_in_s", MAX_AUDIO_SECONDS + 0.01, "47.5545"),
         ("num_inference_steps", MAX_STEPS + 1, f"1 to {MAX_STEPS}"),
         ("num_inference_steps", 3.0, "integer"),
@@ -89,7 +91,8 @@ def test_range_errors_state_the_range_once_and_type_errors_keep_the_reason():
     with pytest.raises(InvalidParameters) as too_long:
         GenerationRequest.build("a prompt", audio_end_in_s=60.0)
     assert str(too_long.value) == (
-        "parameters.audio_end_in_s=60.0 is not allowed; allowed: seconds, greater than 0 and at most 47.5545"
+        "parameters.audio_end_in_s=60.0 is not allowed; allowed: seconds, from 0.0464 (one latent frame) "
+        "to 47.5545"
     )
     with pytest.raises(InvalidParameters) as not_a_number:
         GenerationRequest.build("a prompt", num_inference_steps="many")
@@ -125,7 +128,7 @@ def test_start_must_be_before_end():
 valid_parameters = st.fixed_dictionaries(
     {},
     optional={
-        "audio_end_in_s": st.floats(min_value=0.01, max_value=MAX_AUDIO_SECONDS),
+        "audio_end_in_s": st.floats(min_value=MIN_AUDIO_SECONDS, max_value=MAX_AUDIO_SECONDS),
         "num_inference_steps": st.integers(min_value=1, max_value=MAX_STEPS),
         "guidance_scale": st.floats(min_value=0, max_value=MAX_GUIDANCE),
         "negative_prompt": st.text(max_size=50),

@@ -29,7 +29,7 @@ import httpx
 from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
 from ..params import MODEL_ID
 from ..protocol import HEALTH_ROUTE
-from ..state import read_private, state_dir, write_private
+from ..state import fresh_private_file, read_log, read_private, state_dir, state_lock, write_private
 from . import store
 from .base import Deployment
 from .endpoint import Endpoint, EndpointInfo
@@ -238,6 +238,11 @@ class LocalDeployment(Deployment):
         choice = choose_model(model, token=token, forced=self.model)
         if choice.offline:
             announce_offline(choice.why)
+        # One lock per name: a second serve (another kernel, thread) waits, then reuses this server.
+        with state_lock(f"local-{name}"):
+            return self._serve_locked(name, choice, token, port)
+
+    def _serve_locked(self, name: str, choice: ModelChoice, token: str | None, port: int | None) -> Endpoint:
         record = store.load_record(self.target, name)
         if _process(record):
             if record.get("model") == choice.model:
@@ -269,12 +274,11 @@ class LocalDeployment(Deployment):
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
         log_path = self.log_path(name)
-        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.echo:
             shown = shlex.join(["python", *arguments])
             print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
-        with open(log_path, "wb") as log:
-            pid = self._launch([self.python, *arguments], environment, log)
+        with fresh_private_file(log_path) as log:  # 0600, never through a planted symlink
+            pid = self._launch([self.python, *arguments], environment, log, log_path)
         record = store.save_record(
             self.target,
             name,
@@ -289,8 +293,8 @@ class LocalDeployment(Deployment):
         )
         return store.endpoint_from_record(record)
 
-    def _launch(self, command: list[str], environment: dict[str, str], log: Any) -> int:
-        """Start `command` detached through `LAUNCHER`; return the server's pid."""
+    def _launch(self, command: list[str], environment: dict[str, str], log: Any, log_path: Path) -> int:
+        """Start `command` detached through `LAUNCHER`, its output in `log`; return the server's pid."""
         launcher = subprocess.run(
             [self.python, "-c", LAUNCHER, *command],
             stdin=subprocess.DEVNULL,
@@ -345,7 +349,7 @@ class LocalDeployment(Deployment):
 
     def logs(self, name: str, lines: int = LOG_LINES) -> str:
         """The last `lines` lines of the server's output."""
-        text = read_private(self.log_path(name)) or ""
+        text = read_log(self.log_path(name)) or ""
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, name: str) -> None:
@@ -353,6 +357,10 @@ class LocalDeployment(Deployment):
 
         Raises `DeploymentError` (the record kept) if the process outlives SIGTERM and SIGKILL.
         """
+        with state_lock(f"local-{store.check_name(name)}"):
+            self._stop_locked(name)
+
+    def _stop_locked(self, name: str) -> None:
         record = store.load_record(self.target, name)
         if _process(record):
             self._terminate(record)

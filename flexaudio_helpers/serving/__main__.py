@@ -48,6 +48,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key-file", type=Path, default=None, help="where the API key is kept")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--max-waiting", type=int, default=8, help="requests allowed to wait; then 503")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections held open at once; the oldest idle one is closed for a new one "
+        "(default: the open-file limit less a reserve)",
+    )
+    parser.add_argument(
+        "--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
+    )
     speed = parser.add_argument_group("speed (default: chosen by device)")
     speed.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
     speed.add_argument(
@@ -68,11 +78,16 @@ def main(argv: list[str] | None = None) -> None:
     # Imported here so --help answers without loading torch.
     import uvicorn
 
-    from ..errors import ModelLoadError
-    from .app import create_app
+    from ..errors import FlexAudioError, ModelLoadError
+    from .app import check_api_key, create_app
+    from .guard import ACCEPT_BACKLOG, KEEP_ALIVE_TIMEOUT, connection_cap, guarded_protocol
     from .pipeline import load_generator
 
-    api_key, key_source = load_or_create_api_key(arguments.api_key_file or default_key_file())
+    try:
+        api_key, key_source = load_or_create_api_key(arguments.api_key_file or default_key_file())
+        check_api_key(api_key)
+    except (FlexAudioError, ValueError) as exc:  # messages name where the key is, never the key
+        sys.exit(f"error: {exc}")
     try:
         generator = load_generator(
             arguments.model,
@@ -94,11 +109,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"NOTE: {facts['notice']}", flush=True)
     print(f"API key: read from {key_source}", flush=True)
     print(f"Serving POST {url}/v1/audios/generations", flush=True)
+    max_connections = arguments.max_connections or connection_cap()
     uvicorn.run(
-        create_app(generator, api_key, max_waiting=arguments.max_waiting),
+        create_app(generator, api_key, max_waiting=arguments.max_waiting, docs=arguments.docs),
         host=arguments.host,
         port=arguments.port,
         log_level="info",
+        # Every connection must send its request head in time and idle ones are closed; the cap
+        # keeps a free descriptor for /health however many sockets a client leaves open.
+        http=guarded_protocol(max_connections),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        backlog=ACCEPT_BACKLOG,
     )
 
 

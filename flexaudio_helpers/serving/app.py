@@ -20,6 +20,7 @@ import soundfile as sf
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..errors import InvalidParameters
 from ..params import GenerationRequest
@@ -33,6 +34,7 @@ from ..protocol import (
     SEED_HEADER,
     error_body,
 )
+from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
 from .pipeline import AudioGenerator, GeneratedAudio
 from .queue import GenerationQueue, QueueFull
 
@@ -41,6 +43,9 @@ T = TypeVar("T")
 
 # A 2,000-character prompt and negative prompt, even as \uXXXX escapes, fit well inside this.
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT = 30.0  # seconds to send those 64 KB; a client trickling its body is cut off
+# What a bearer token may hold (RFC 6750's b64token, plus the other visible ASCII characters).
+KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
 
 def error_response(status: int, message: str, error_type: str, param: str | None = None, **headers: str):
@@ -56,24 +61,40 @@ def wav_bytes(audio: GeneratedAudio) -> bytes:
     return buffer.getvalue()
 
 
+def check_api_key(api_key: str) -> None:
+    """Raise ValueError (without the key) unless `api_key` can travel as a bearer token in a header."""
+    if not api_key:
+        raise ValueError("the endpoint needs a non-empty API key")
+    bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
+    if bad:
+        raise ValueError(
+            f"the API key cannot be sent in an HTTP header: character {bad[0] + 1} of {len(api_key)} is "
+            "not visible ASCII (use letters, digits and punctuation, e.g. secrets.token_urlsafe(32))"
+        )
+
+
 def _authorized(request: Request, api_key: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # The header's exact bytes (Starlette decodes them as latin-1, which loses nothing) against
+    # the key's UTF-8 bytes: no character is ever replaced, so no two keys compare equal.
     # compare_digest takes the same time whatever prefix matches: no timing oracle for the key.
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode("latin-1", "replace"), api_key.encode("latin-1", "replace")
-    )
+    scheme, _, given = request.headers.get("authorization", "").encode("latin-1").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), api_key.encode("utf-8"))
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to pass `limit` (checked before parsing)."""
+    """The body, or None as soon as it is known to pass `limit` (checked before parsing).
+
+    Raises TimeoutError when it takes over `BODY_TIMEOUT` seconds to arrive.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         return None
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
+    async with asyncio.timeout(BODY_TIMEOUT):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
     return bytes(body)
 
 
@@ -106,10 +127,15 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T | Non
     return None
 
 
-def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8) -> FastAPI:
-    """Build the endpoint for a loaded model, guarded by `api_key`."""
-    if not api_key:
-        raise ValueError("the endpoint needs a non-empty API key")
+def create_app(
+    generator: AudioGenerator, api_key: str, *, max_waiting: int = 8, docs: bool = False
+) -> FastAPI:
+    """Build the endpoint for a loaded model, guarded by `api_key`.
+
+    `docs` serves ``/docs``, ``/redoc`` and ``/openapi.json`` (off by default: they describe the
+    API to anyone who can connect).
+    """
+    check_api_key(api_key)
     queue = GenerationQueue(
         generator.generate_batch,
         max_waiting=max_waiting,
@@ -119,6 +145,8 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        logging.getLogger("uvicorn.access").addFilter(HIDE_QUERY_STRINGS)
+        asyncio.get_running_loop().set_exception_handler(quiet_exception_handler)
         queue.start()
         yield
         await queue.stop()
@@ -127,6 +155,9 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
         title="flexaudio local endpoint",
         summary="FlexServe-compatible text-to-audio with Stable Audio Open",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.generator = generator
     app.state.queue = queue
@@ -162,7 +193,15 @@ def create_app(generator: AudioGenerator, api_key: str, *, max_waiting: int = 8)
                 "authentication_error",
                 **{"WWW-Authenticate": "Bearer"},
             )
-        raw = await _read_capped(request, MAX_BODY_BYTES)
+        try:
+            raw = await _read_capped(request, MAX_BODY_BYTES)
+        except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing worth a traceback
+            log.info("client disconnected while sending its request; nothing generated")
+            return error_response(499, "the client disconnected", "client_closed_request")
+        except TimeoutError:
+            return error_response(
+                408, f"the request body took over {BODY_TIMEOUT:g} s to arrive", "request_timeout", "body"
+            )
         if raw is None:
             return error_response(
                 413, f"request body over {MAX_BODY_BYTES} bytes", "request_too_large", "body"

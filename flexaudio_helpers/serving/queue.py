@@ -2,7 +2,8 @@
 
 Requests past the bound are refused at once (the endpoint answers 503 with Retry-After)
 instead of piling up until every client times out. A waiting request whose client gave up
-is skipped, so a disconnect never blocks the requests behind it.
+is skipped, and a running one whose clients have all gone stops at the next denoising step,
+so a disconnect never blocks the requests behind it.
 
 Batching: when the device frees up, the worker takes the oldest waiting request plus the
 next waiting requests with the same batch key (same steps, guidance on/off), up to
@@ -23,7 +24,12 @@ from dataclasses import dataclass
 from ..params import GenerationRequest
 from .pipeline import GeneratedAudio
 
-GenerateBatch = Callable[[Sequence[GenerationRequest]], list[GeneratedAudio]]
+# generate_batch(requests, progress): progress(done, total) is called after each denoising step.
+GenerateBatch = Callable[[Sequence[GenerationRequest], Callable[[int, int], None]], list[GeneratedAudio]]
+
+
+class _Abandoned(Exception):
+    """Every caller of a running batch has gone: raised between steps to stop the run."""
 
 
 class QueueFull(Exception):
@@ -147,8 +153,17 @@ class GenerationQueue:
             self._recent_seconds = 0.7 * self._recent_seconds + 0.3 * (time.perf_counter() - started)
 
     async def _run(self, batch: list[_Job], started: float) -> None:
+        def stop_if_abandoned(done: int, total: int) -> None:
+            # In the worker thread, between steps. A future is cancelled when its client leaves.
+            if all(job.future.done() for job in batch):
+                raise _Abandoned
+
         try:
-            results = await asyncio.to_thread(self._generate_batch, [job.request for job in batch])
+            results = await asyncio.to_thread(
+                self._generate_batch, [job.request for job in batch], stop_if_abandoned
+            )
+        except _Abandoned:  # nobody is waiting for this audio: the next run starts now
+            return
         except Exception as exc:  # reported to the callers; the worker goes on
             if len(batch) == 1:
                 _settle(batch[0], exception=exc)

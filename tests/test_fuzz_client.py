@@ -1,0 +1,146 @@
+"""The client against hostile servers on 127.0.0.1 (issue 13): what a server can make it do is bounded.
+
+An endless body, a gzip bomb and a FLAC bomb end in `ResponseTooLarge` with the client's memory
+far below what they would cost decoded; an HTML error page built to be slow to parse is parsed
+in linear time; a server trickling bytes meets the overall deadline; malformed headers and keys
+give typed errors. The bombs are measured in a separate client process, so its peak RSS is the
+client's alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fault_server import FaultServer, endless, flac_bomb, gzip_bomb, reply, title_page, trickle, wav_bytes
+
+from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.errors import (
+    AuthenticationError,
+    EndpointUnavailable,
+    FlexAudioError,
+    GenerationFailed,
+    GenerationTimeout,
+    InvalidResponse,
+    ResponseTooLarge,
+)
+from flexaudio_helpers.protocol import SEED_HEADER
+
+KEY = "test-key-0123456789"
+PEAK_RSS_LIMIT_MB = 400  # the client with numpy and soundfile is ~100 MB; a bomb decoded is 1-2 GB
+
+
+def _client(server: FaultServer, **options) -> AudioClient:
+    return AudioClient(server.url, KEY, **{"max_retries": 0, "backoff": 0.01, **options})
+
+
+def _bounded(call, seconds: float):
+    """Run `call` in a thread; fail if it has not finished within `seconds` (it may never)."""
+    outcome: dict = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+        outcome["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return outcome
+
+
+@pytest.mark.parametrize("bomb", [endless, gzip_bomb, flac_bomb], ids=["endless", "gzip", "flac"])
+def test_a_bomb_is_refused_as_too_large(bomb):
+    with FaultServer(then=bomb()) as server:
+        outcome = _bounded(lambda: _client(server).generate("x"), 60)
+    assert isinstance(outcome.get("error"), ResponseTooLarge), outcome
+
+
+def test_the_client_memory_stays_bounded_against_every_bomb(tmp_path):
+    """Peak RSS of a separate client process that meets all three bombs in turn."""
+    script = textwrap.dedent(
+        f"""
+        import json, resource, sys
+        from flexaudio_helpers.client import AudioClient
+        from flexaudio_helpers.errors import ResponseTooLarge
+        outcomes = {{}}
+        for name, url in json.loads(sys.argv[1]).items():
+            try:
+                AudioClient(url, {KEY!r}, max_retries=0).generate("x")
+                outcomes[name] = "no error"
+            except ResponseTooLarge:
+                outcomes[name] = "too large"
+            except Exception as exc:
+                outcomes[name] = type(exc).__name__
+        outcomes["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(outcomes))
+        """
+    )
+    servers = {"endless": FaultServer(then=endless()), "gzip": FaultServer(then=gzip_bomb())}
+    servers["flac"] = FaultServer(then=flac_bomb())
+    with servers["endless"], servers["gzip"], servers["flac"]:
+        urls = json.dumps({name: server.url for name, server in servers.items()})
+        finished = subprocess.run(
+            [sys.executable, "-c", script, urls], capture_output=True, text=True, timeout=300
+        )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    outcomes = json.loads(finished.stdout.splitlines()[-1])
+    print(f"\nclient against the bombs: {outcomes}")
+    assert {outcomes[name] for name in servers} == {"too large"}, outcomes
+    assert outcomes["peak_rss_mb"] < PEAK_RSS_LIMIT_MB, outcomes
+
+
+def test_an_html_error_page_built_to_be_slow_is_parsed_in_linear_time():
+    with FaultServer(then=title_page(140_000)) as server:
+        outcome = _bounded(lambda: _client(server).generate("x"), 20)
+    error = outcome.get("error")
+    assert isinstance(error, GenerationFailed) and "HTTP 500" in str(error), outcome
+    assert outcome["took"] < 5, f"parsing the error page took {outcome['took']:.1f} s"
+
+
+def test_a_trickling_server_meets_the_overall_deadline():
+    with FaultServer(then=trickle(0.5)) as server:
+        outcome = _bounded(lambda: _client(server, read_timeout=2.0, total_timeout=3.0).generate("x"), 30)
+    assert isinstance(outcome.get("error"), GenerationTimeout), outcome
+    assert "total_timeout" in str(outcome["error"])
+    assert outcome["took"] < 15
+
+
+def test_a_nan_retry_after_is_not_a_crash():
+    with FaultServer(then=reply(503, {"error": "busy"}, {"Retry-After": "nan"})) as server:
+        with pytest.raises(EndpointUnavailable, match="HTTP 503"):
+            _client(server, max_retries=1).generate("x")
+        assert len(server.generations) == 2, "retried once, after a normal backoff"
+
+
+@pytest.mark.parametrize("seed", ["-5", "abc", str(2**64)])
+def test_a_seed_header_that_is_not_a_seed_is_a_typed_error(seed):
+    answer = reply(200, wav_bytes(), {SEED_HEADER: seed}, "audio/wav")
+    with FaultServer(then=answer) as server, pytest.raises(InvalidResponse, match="X-Seed"):
+        _client(server).generate("x")
+
+
+@pytest.mark.parametrize("key", ["ключ-0123456789", "key with space", "key\nnewline"])
+def test_a_key_that_cannot_be_sent_is_a_typed_error_without_the_key(key):
+    with pytest.raises(AuthenticationError) as caught:
+        AudioClient("http://127.0.0.1:9", key)
+    assert key not in str(caught.value) and "HTTP header" in str(caught.value)
+    assert isinstance(caught.value, FlexAudioError) and not isinstance(caught.value, UnicodeError)
+
+
+def test_a_real_clip_is_well_under_the_limits(offline_server, tmp_path):
+    """The limits leave room: the longest clip the model makes (47.55 s stereo) comes through."""
+    with AudioClient(offline_server.url, offline_server.api_key, max_retries=0) as client:
+        clip = client.generate("long", audio_end_in_s=47.5, num_inference_steps=1, seed=1)
+    assert clip.duration == pytest.approx(47.5, abs=0.05)
+    assert Path(clip.save(tmp_path / "long.flac")).stat().st_size > 0
