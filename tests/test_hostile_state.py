@@ -40,19 +40,20 @@ def state(tmp_path, monkeypatch) -> Path:
 
 
 def _servers() -> list[psutil.Process]:
-    """Endpoint processes this test started: children serving from this test's state folder.
+    """Endpoint processes this test started: those serving from this test's state folder.
 
-    (The session's shared endpoint is a child too, with a state folder of its own.)
+    (Servers are started detached, so they are nobody's children here; the session's shared
+    endpoint has a state folder of its own.)
     """
     state = os.environ.get("FLEXAUDIO_STATE_DIR")
     found = []
-    for child in psutil.Process().children(recursive=True):
+    for process in psutil.process_iter():
         try:
-            serving = "flexaudio_helpers.serving" in " ".join(child.cmdline())
-            alive = serving and child.status() != psutil.STATUS_ZOMBIE
-            if alive and child.environ().get("FLEXAUDIO_STATE_DIR") == state:
-                found.append(child)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            serving = "flexaudio_helpers.serving" in " ".join(process.cmdline())
+            alive = serving and process.status() != psutil.STATUS_ZOMBIE
+            if alive and process.environ().get("FLEXAUDIO_STATE_DIR") == state:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
     return found
 
