@@ -45,6 +45,19 @@ ALL_CELLS_RAN = """() => {
     const prompts = panel ? Array.from(panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')) : [];
     return prompts.length > 0 && prompts.every(prompt => /^\\[\\d+\\]:$/.test(prompt.innerText.trim()));
 }"""
+# Scroll the panel's scrolling part (whatever JupyterLab calls it) to the top; return its full height.
+SCROLL_TO_TOP = """panel => {
+    let scroller = null;
+    for (const element of panel.querySelectorAll('*')) {
+        if (element.scrollHeight > element.clientHeight + 10
+            && (!scroller || element.scrollHeight > scroller.scrollHeight)) {
+            scroller = element;
+        }
+    }
+    if (!scroller) { return panel.scrollHeight; }
+    scroller.scrollTop = 0;
+    return scroller.scrollHeight;
+}"""
 # Every cell attached to the page, so a screenshot shows the whole notebook.
 TEST_OVERRIDES = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
 
@@ -124,12 +137,13 @@ def check_outputs(page, name: str) -> None:
 def screenshot(page, name: str) -> Path:
     """The notebook in front, all its cells, as a PNG under test-artifacts/screenshots/."""
     path = SCREENSHOTS / f"{Path(name).stem}.png"
-    # The notebook scrolls inside its panel: make the window as tall as the whole notebook.
-    scroller = page.locator(f"{CURRENT} .jp-WindowedPanel-outer, {CURRENT} .jp-Notebook").first
-    height = scroller.evaluate("element => element.scrollHeight")
+    # The notebook scrolls inside its panel: make the window as tall as the whole notebook, and
+    # scroll that panel back to the top.
+    panel = page.locator(CURRENT)
+    height = panel.evaluate(SCROLL_TO_TOP)
     page.set_viewport_size({"width": 1400, "height": min(max(1200, height + 250), 16000)})
     time.sleep(1)  # let the page lay out at the new size
-    scroller.evaluate("element => { element.scrollTop = 0; }")
+    panel.evaluate(SCROLL_TO_TOP)
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1400})
     return path
