@@ -1,7 +1,9 @@
 """Notebook 06's question: does a generation in this process take as long as the same one through the
 local endpoint? Side by side in one run, on the offline model, with the product's own paths.
 
-- in-process: `tour.generate_here` on a generator loaded here (what notebook 06 runs);
+- in-process: `tour.generate_here` on a generator loaded here (what notebook 06 runs: the
+  generation runs on a worker thread, as in the endpoint);
+- main thread: `generator.generate` called on this process's main thread (what 06 did before);
 - endpoint: `AudioClient.generate` against a server started by `LocalDeployment.serve` (what
   notebooks 02-05 use), reporting its wall time and the server's own generation seconds;
 - both at once: the in-process run while the endpoint is busy with the same request, as when a
@@ -45,13 +47,18 @@ def main() -> None:
     def here() -> float:
         return tour.generate_here(generator, request).timings["request"]
 
+    def main_thread() -> float:
+        started = time.perf_counter()
+        generator.generate(request)
+        return time.perf_counter() - started
+
     def there() -> tuple[float, float]:
         clip = client.generate(request)
         return clip.timings["request"], clip.timings.get("generation", float("nan"))
 
     try:
         here(), there()  # warm-up: first-call allocations on both sides
-        in_process, endpoint_wall, endpoint_generation, contended = [], [], [], []
+        in_process, on_main, endpoint_wall, endpoint_generation, contended = [], [], [], [], []
         for round_number in range(arguments.rounds):
             order = (False, True) if round_number % 2 == 0 else (True, False)
             for endpoint_first in order:
@@ -61,6 +68,7 @@ def main() -> None:
                     endpoint_generation.append(generation)
                 else:
                     in_process.append(here())
+                    on_main.append(main_thread())
             busy = threading.Thread(target=there)
             busy.start()
             time.sleep(0.5)  # the endpoint is generating now
@@ -77,6 +85,7 @@ def main() -> None:
         f"{arguments.rounds} rounds (median seconds)"
     )
     print(f"  in-process (notebook 06)       {median(in_process):7.2f}")
+    print(f"  in-process on the main thread  {median(on_main):7.2f}")
     print(
         f"  endpoint wall (notebook 04)    {median(endpoint_wall):7.2f}   "
         f"(server's own generation {median(endpoint_generation):.2f})"
@@ -84,6 +93,7 @@ def main() -> None:
     print(f"  in-process, endpoint busy      {median(contended):7.2f}")
     print(f"  ratio endpoint / in-process    {median(endpoint_wall) / median(in_process):7.2f}")
     print(f"  ratio busy / alone             {median(contended) / median(in_process):7.2f}")
+    print(f"  ratio main thread / worker     {median(on_main) / median(in_process):7.2f}")
 
 
 if __name__ == "__main__":

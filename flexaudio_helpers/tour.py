@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,6 +143,9 @@ def write_env_file(endpoint: Endpoint) -> Path:
     return write_private(state_dir() / "inference.env", text)
 
 
+_generation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexaudio-generate")
+
+
 def generate_here(generator: AudioGenerator, request: GenerationRequest) -> Clip:
     """Run `request` in this process on a loaded generator, with a progress bar over the steps.
 
@@ -162,7 +166,10 @@ def generate_here(generator: AudioGenerator, request: GenerationRequest) -> Clip
             last_step = time.perf_counter()
             bar.update(done - bar.n)
 
-        audio = generator.generate(request, progress=advance)
+        # On a worker thread, as the endpoint runs it. On a busy 2-core machine the same generation
+        # took 1.1 to 4 times longer on the main thread (bench/inprocess_vs_endpoint.py and
+        # bench/RESULTS.md); on an idle machine the two are equal.
+        audio = _generation_thread.submit(generator.generate, request, progress=advance).result()
     finished = time.perf_counter()
     timings = {
         "generation": audio.seconds,
