@@ -217,7 +217,8 @@ def show_comparison(clips: list[Clip], parameter: str) -> Figure:
     from .plots import plot_comparison
 
     label = parameter.removesuffix("_scale").replace("num_inference_steps", "steps").replace("_", " ")
-    labels = [f"{label} {clip.request.parameters.model_dump()[parameter]:g}" for clip in clips]
+    values = [clip.request.parameters.model_dump()[parameter] for clip in clips]
+    labels = [f"{label} {value:g}" if isinstance(value, float) else f"{label} {value}" for value in values]
     for clip, text in zip(clips, labels, strict=True):
         display(HTML(clip.player_html(text)))
     if any(clip.offline for clip in clips):
