@@ -161,7 +161,7 @@ def test_unknown_status_keeps_waiting_and_is_shown_as_it_is(flexai, capfd):
     with pytest.raises(DeploymentTimeout, match="warming up"):
         deployment.wait_until_ready(NAME, timeout=2)
     assert time.monotonic() - started < 2 + SLACK
-    assert "warming up" in capfd.readouterr().err  # the progress line
+    assert "warming up" in capfd.readouterr().out  # the status line (plain text on stdout)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flexaudio_helpers.params import GenerationRequest
-from flexaudio_helpers.serving.offline_model import build_offline_pipeline
+from flexaudio_helpers.serving.offline_model import OUTPUT_GAIN_DB, build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
 from flexaudio_helpers.serving.speed import SpeedOptions, choose_speed_options, parse_dtype
 
@@ -100,8 +100,10 @@ def test_half_precision_runs_the_transformer_and_vae_only():
 
 def test_half_precision_overflow_falls_back_to_fp32():
     pipeline = build_offline_pipeline()
-    with torch.no_grad():  # the last decoder layer now outputs ~1e6: fine in fp32, inf in fp16
-        pipeline.vae.decoder.conv2.weight_g.mul_(2e6)
+    # The last decoder layer now outputs ~1e6 (undoing the offline model's quiet output gain first):
+    # fine in fp32, inf in fp16.
+    with torch.no_grad():
+        pipeline.vae.decoder.conv2.weight_g.mul_(2e6 * 10 ** (-OUTPUT_GAIN_DB / 20))
     generator = AudioGenerator(
         pipeline,
         model_name="overflowing",
