@@ -24,7 +24,8 @@ import re
 import shlex
 import tempfile
 import time
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -344,6 +345,28 @@ def _manifest_line(result: BatchResult | None, index: int, item: Any, out_dir: P
     return line
 
 
+INFLATE_CHUNK_BYTES = 2**20
+
+
+def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The decoded body, chunk by chunk. A gzip body is inflated at most 1 MiB at a time, so a
+    caller that stops at its size limit never holds more (httpx inflates a whole network read at
+    once: a 64 KB read of a gzip bomb is about 64 MB)."""
+    if response.headers.get("content-encoding", "").strip().lower() not in ("gzip", "x-gzip"):
+        yield from response.iter_bytes()
+        return
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    for data in response.iter_raw():
+        while data:
+            piece = inflater.decompress(data, INFLATE_CHUNK_BYTES)
+            data = inflater.unconsumed_tail
+            if piece:
+                yield piece
+    tail = inflater.flush()
+    if tail:
+        yield tail
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file through a temporary file and a rename: never half a file."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -509,7 +532,7 @@ class AudioClient:
             if not error and declared.isdigit() and int(declared) > limit:
                 raise self._too_large(url, f"announces {int(declared)} bytes")
             content = bytearray()
-            for chunk in response.iter_bytes():
+            for chunk in _body_chunks(response):
                 content += chunk
                 if len(content) > limit:
                     if error:  # enough of an error page to say what it is

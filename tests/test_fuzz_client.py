@@ -9,6 +9,7 @@ client's alone.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -144,3 +145,12 @@ def test_a_real_clip_is_well_under_the_limits(offline_server, tmp_path):
         clip = client.generate("long", audio_end_in_s=47.5, num_inference_steps=1, seed=1)
     assert clip.duration == pytest.approx(47.5, abs=0.05)
     assert Path(clip.save(tmp_path / "long.flac")).stat().st_size > 0
+
+
+def test_a_gzip_encoded_clip_is_inflated_within_the_limit():
+    """The bounded gzip path still gives a gzip-encoded WAV back whole."""
+    plain = wav_bytes()
+    headers = {"Content-Encoding": "gzip", SEED_HEADER: "7"}
+    with FaultServer(then=reply(200, gzip.compress(plain), headers, "audio/wav")) as server:
+        clip = _client(server).generate("x")
+    assert clip.seed == 7 and clip.samples.shape[0] == 2 and clip.samples.shape[1] > 0
