@@ -307,7 +307,7 @@ class LocalDeployment(Deployment):
         pid = launcher.stdout.decode(errors="replace").strip()
         if launcher.returncode != 0 or not pid.isdigit():
             raise DeploymentError(
-                f"could not start the local server (launcher exit {launcher.returncode}); see {log.name}"
+                f"could not start the local server (launcher exit {launcher.returncode}); see {log_path}"
             )
         return int(pid)
 
