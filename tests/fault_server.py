@@ -87,15 +87,21 @@ def truncated() -> Action:
     return reply(200, data[: len(data) // 3], {SEED_HEADER: "7"}, "audio/wav")
 
 
+def announce_wav(handler: FaultHandler) -> bytes:
+    """Send a 200 header announcing a 0.5 s WAV (Content-Length included); return the WAV to send."""
+    data = wav_bytes(0.5)
+    handler.send_response(200)
+    handler.send_header("Content-Type", "audio/wav")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    return data
+
+
 def cut() -> Action:
     """Announce the whole WAV, send a third of it, and hang up."""
 
     def act(handler: FaultHandler) -> None:
-        data = wav_bytes(0.5)
-        handler.send_response(200)
-        handler.send_header("Content-Type", "audio/wav")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
+        data = announce_wav(handler)
         handler.wfile.write(data[: len(data) // 3])
         handler.hang_up()
 
@@ -183,11 +189,7 @@ def trickle(interval: float = 0.5, seconds: float = 60.0) -> Action:
     """Announce a WAV, then send one byte every `interval` seconds, for at most `seconds`."""
 
     def act(handler: FaultHandler) -> None:
-        data = wav_bytes(0.5)
-        handler.send_response(200)
-        handler.send_header("Content-Type", "audio/wav")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
+        data = announce_wav(handler)
         deadline = time.monotonic() + seconds
         for byte in data:
             if time.monotonic() > deadline or handler.server.stopping.wait(interval):
