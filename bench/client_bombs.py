@@ -2,7 +2,7 @@
 
 Starts the fault server's bombs on 127.0.0.1 (tests/fault_server.py) in this process, then runs
 `AudioClient.generate()` against each in a fresh client process and reads that process's peak RSS
-(``ru_maxrss``), so the figure is the client's alone:
+(`fault_server.peak_rss_mb`, VmHWM on Linux), so the figure is the client's alone:
 
 - endless: a 200 whose chunked body never ends (the server stops at --endless-mib or 120 s);
 - gzip: a 1 MB gzip body that inflates to 1 GiB;
@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fault_server import FaultServer, audio, endless, flac_bomb, gzip_bomb, title_page
 
+TESTS = sys.path[0]  # the client process imports fault_server.peak_rss_mb from here
+
 ENDLESS_LIMIT = [4 * 2**30]  # bytes the endless server sends at most (--endless-mib)
 PROBES = {
     "baseline": audio,
@@ -36,7 +38,9 @@ PROBES = {
 
 CLIENT = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
+    sys.path.insert(0, sys.argv[2])
+    from fault_server import peak_rss_mb
     from flexaudio_helpers.client import AudioClient
     started = time.perf_counter()
     try:
@@ -47,7 +51,7 @@ CLIENT = textwrap.dedent(
     print(json.dumps({
         "outcome": outcome,
         "seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_rss_mb()),
     }))
     """
 )
@@ -58,7 +62,10 @@ def probe(name: str, timeout: float) -> dict:
     with FaultServer(then=PROBES[name]()) as server:
         try:
             finished = subprocess.run(
-                [sys.executable, "-c", CLIENT, server.url], capture_output=True, text=True, timeout=timeout
+                [sys.executable, "-c", CLIENT, server.url, TESTS],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired:
             return {"outcome": f"still running after {timeout:g} s (killed)"}

@@ -18,12 +18,14 @@ import io
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -31,6 +33,22 @@ import soundfile as sf
 from flexaudio_helpers.protocol import GENERATIONS_ROUTE, OFFLINE_HEADER, SEED_HEADER, error_body
 
 Action = Callable[["FaultHandler"], None]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB, counted from its own start.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a client started from a pytest process that had
+    grown to 2 GB reports 2 GB. ``VmHWM`` belongs to the new address space alone.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource  # not on Windows; macOS reports bytes, Linux KiB
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def wav_bytes(seconds: float = 0.1, rate: int = 44_100) -> bytes:

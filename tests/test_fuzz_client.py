@@ -4,7 +4,7 @@ An endless body, a gzip bomb and a FLAC bomb end in `ResponseTooLarge` with the 
 far below what they would cost decoded; an HTML error page built to be slow to parse is parsed
 in linear time; a server trickling bytes meets the overall deadline; malformed headers and keys
 give typed errors. The bombs are measured in a separate client process, so its peak RSS is the
-client's alone.
+client's alone (VmHWM, not ru_maxrss, which carries pytest's own peak across exec).
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def test_the_client_memory_stays_bounded_against_every_bomb(tmp_path):
     """Peak RSS of a separate client process that meets all three bombs in turn."""
     script = textwrap.dedent(
         f"""
-        import json, resource, sys
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from fault_server import peak_rss_mb
         from flexaudio_helpers.client import AudioClient
         from flexaudio_helpers.errors import ResponseTooLarge
         outcomes = {{}}
@@ -83,7 +85,7 @@ def test_the_client_memory_stays_bounded_against_every_bomb(tmp_path):
                 outcomes[name] = "too large"
             except Exception as exc:
                 outcomes[name] = type(exc).__name__
-        outcomes["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        outcomes["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(outcomes))
         """
     )
