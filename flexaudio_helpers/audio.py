@@ -430,12 +430,6 @@ class Clip:
             f'<div style="font-size:85%;font-family:monospace">{facts}</div></div>'
         )
 
-    def plot(self, **options: Any):
-        """Waveform lanes above the mel spectrogram (`plots.plot_clip`); returns the Figure."""
-        from .plots import plot_clip  # imported on use: matplotlib is not needed to hear a clip
-
-        return plot_clip(self, **options)
-
     def __repr__(self) -> str:
         prompt = self.prompt if self.prompt is None or len(self.prompt) <= 50 else self.prompt[:47] + "..."
         offline = ", offline=True" if self.offline else ""

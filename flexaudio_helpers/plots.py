@@ -5,9 +5,10 @@ return arrays with their axes; the `plot_*` functions draw them and return a
 `matplotlib.figure.Figure`. Figures are built without pyplot, so none pile up in loops and
 nothing needs closing; in Jupyter a returned figure shows as a PNG.
 
-Drawers that take an ``ax`` and return what they drew, as librosa.display's do: `draw_beats`
-(beat ticks), `draw_centroid` (the brightness over time on a spectrogram) and
-`draw_sweep_metric` (a measurement against a swept parameter, under `plot_sweep`'s grid).
+Drawers that take the caller's ``ax`` and return what they drew, as librosa.display's do:
+`draw_waveform` (channel lanes), `draw_spectrogram` (a mel image), `draw_beats` (beat ticks),
+`draw_centroid` (the brightness over time on a spectrogram) and `draw_sweep_metric` (a
+measurement against a swept parameter, under `plot_sweep`'s grid).
 The measurements come from `flexaudio_helpers.analysis`.
 
 Speed (issue 3's goal: 47.55 s of stereo to PNG in <= 0.15 s warm, <= 1 s in a fresh
@@ -23,7 +24,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -66,6 +67,17 @@ class ClipFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png")
         return buffer.getvalue()
+
+
+@runtime_checkable
+class AudioLike(Protocol):
+    """What the plots need from a clip: `audio.Clip` is one; so is any object with these two.
+
+    A clip may also carry ``request``, ``seed`` and ``offline``, which titles and notices use.
+    """
+
+    samples: np.ndarray  # (channels, frames)
+    sample_rate: int
 
 
 # ----- computing ---------------------------------------------------------------------------
@@ -207,9 +219,9 @@ def mel_spectrogram(
 
 
 # ----- drawing -----------------------------------------------------------------------------
-def _audio(clip: Any) -> tuple[np.ndarray, int, Any]:
-    """(samples, sample_rate, clip or None) from a Clip or a (samples, sample_rate) pair."""
-    if hasattr(clip, "samples") and hasattr(clip, "sample_rate"):
+def _audio(clip: AudioLike | tuple[np.ndarray, int]) -> tuple[np.ndarray, int, AudioLike | None]:
+    """(samples, sample_rate, clip or None) from a clip or a (samples, sample_rate) pair."""
+    if isinstance(clip, AudioLike):
         return np.atleast_2d(clip.samples), int(clip.sample_rate), clip
     try:
         samples, sample_rate = clip
@@ -245,11 +257,17 @@ def describe(clip: Any, *, prompt_chars: int = 40) -> str:
     return " · ".join(parts)
 
 
-def _draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis: bool = True) -> None:
-    """One lane per channel; without `time_axis` no lane draws an x axis (one below shows time)."""
+def draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis: bool = True) -> list[Any]:
+    """One lane per channel on the caller's `axes`; returns the filled areas, one per lane.
+
+    Without `time_axis` no lane draws an x axis (one below shows time).
+    """
+    areas = []
     names = LANE_NAMES.get(len(axes), tuple(f"ch {i + 1}" for i in range(len(axes))))
     for ax, low, high, name in zip(axes, envelope.low, envelope.high, names, strict=True):
-        ax.fill_between(envelope.times, low, high, color="#1f77b4", linewidth=0.6, edgecolor="#1f77b4")
+        areas.append(
+            ax.fill_between(envelope.times, low, high, color="#1f77b4", linewidth=0.6, edgecolor="#1f77b4")
+        )
         ax.axhline(0.0, color="0.6", linewidth=0.5)
         ax.set_xlim(0.0, envelope.duration)
         ax.set_ylim(-1.05, 1.05)
@@ -260,10 +278,17 @@ def _draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis
     if time_axis:
         axes[-1].xaxis.set_visible(True)
         axes[-1].set_xlabel("time (s)")
+    return areas
 
 
-def _draw_spectrogram(ax: Any, cax: Any, spectrogram: MelSpectrogram, vmax: float | None = None) -> Any:
-    """An image on a mel axis labelled in Hz; returns the image (its colour scale is vmax-80..vmax dB)."""
+def draw_spectrogram(
+    ax: Any, spectrogram: MelSpectrogram, *, cax: Any = None, vmax: float | None = None
+) -> Any:
+    """An image on the caller's mel axis `ax`, labelled in Hz; returns the image.
+
+    Its colour scale is vmax-80..vmax dB (vmax: the loudest band unless given); with `cax`, a
+    colour bar is drawn there.
+    """
     vmax = float(spectrogram.db.max()) if vmax is None else vmax
     hop_seconds = spectrogram.hop_length / spectrogram.sample_rate
     # Average groups of frames down to about one per pixel column: what antialiasing would
@@ -365,7 +390,7 @@ def plot_waveform(clip: Any, title: str | None = None) -> Figure:
     )
     first = figure.add_subplot(grid[0, 0])
     lanes = [first] + [figure.add_subplot(grid[i, 0], sharex=first) for i in range(1, channels)]
-    _draw_waveform(lanes, waveform_envelope(samples, rate))
+    draw_waveform(lanes, waveform_envelope(samples, rate))
     _title(figure, title)
     return figure
 
@@ -384,7 +409,7 @@ def plot_spectrogram(
     )
     spectrogram = mel_spectrogram(samples, rate, **mel_options)
     ax = figure.add_subplot(grid[0, 0])
-    _draw_spectrogram(ax, figure.add_subplot(grid[0, 1]), spectrogram)
+    draw_spectrogram(ax, spectrogram, cax=figure.add_subplot(grid[0, 1]))
     if centroid:
         draw_centroid(ax, *_centroid_curve(clip))
     _title(figure, title)
@@ -420,9 +445,9 @@ def plot_clip(
     )
     spectrogram_ax = figure.add_subplot(grid[channels, 0])
     lanes = [figure.add_subplot(grid[i, 0], sharex=spectrogram_ax) for i in range(channels)]
-    _draw_waveform(lanes, waveform_envelope(samples, rate), time_axis=False)
+    draw_waveform(lanes, waveform_envelope(samples, rate), time_axis=False)
     spectrogram = mel_spectrogram(samples, rate, **mel_options)
-    _draw_spectrogram(spectrogram_ax, figure.add_subplot(grid[channels, 1]), spectrogram)
+    draw_spectrogram(spectrogram_ax, spectrogram, cax=figure.add_subplot(grid[channels, 1]))
     if beats:
         from .analysis import analyze  # imported on use: librosa takes a second to import
 
@@ -670,7 +695,7 @@ def _draw_grid(
     image = None
     for index, (spectrogram, (_, _, source)) in enumerate(zip(spectrograms, audio, strict=True)):
         ax = figure.add_subplot(grid[index // columns, index % columns])
-        image = _draw_spectrogram(ax, None, spectrogram, vmax=vmax)
+        image = draw_spectrogram(ax, spectrogram, vmax=vmax)
         label = titles[index] if titles is not None else describe(source, prompt_chars=24)
         ax.set_title(label or f"clip {index + 1}", fontsize=8)
         if index % columns:

@@ -16,6 +16,8 @@ from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.plots import (
     TOP_DB,
     describe,
+    draw_spectrogram,
+    draw_waveform,
     hz_to_mel,
     mel_filterbank,
     mel_spectrogram,
@@ -150,6 +152,32 @@ def test_waveform_and_spectrogram_figures_alone():
     assert "hop 256" in ax.get_xlabel()
 
 
+def test_the_drawers_draw_on_the_callers_axes_and_return_what_they_drew():
+    """librosa.display's shape: compute once, draw onto any axes, get the artist back."""
+    samples = tones(1.0)
+    figure, (left, right, spectrogram_ax, colour_ax) = plt.subplots(4, 1)
+    try:
+        areas = draw_waveform([left, right], waveform_envelope(samples, RATE))
+        image = draw_spectrogram(spectrogram_ax, mel_spectrogram(samples, RATE), cax=colour_ax)
+        assert [area.axes for area in areas] == [left, right]
+        assert left.get_ylabel() == "left" and right.get_xlabel() == "time (s)"
+        assert image.axes is spectrogram_ax and image.get_clim()[1] - image.get_clim()[0] == TOP_DB
+        assert colour_ax.get_ylabel() == "dB"
+    finally:
+        plt.close(figure)
+
+
+def test_any_object_with_samples_and_a_rate_plots_like_a_clip():
+    class Recording:  # not a Clip: the plots only need the two fields of `plots.AudioLike`
+        def __init__(self) -> None:
+            self.samples, self.sample_rate = tones(0.5), RATE
+
+    figure = plot_waveform(Recording())
+    assert [ax.get_ylabel() for ax in axes_named(figure, "waveform")] == ["left", "right"]
+    with pytest.raises(TypeError, match="expected a Clip"):
+        plot_waveform("rain.wav")
+
+
 def test_a_clip_is_titled_by_its_parameters_and_plots_itself():
     clip = make_clip(
         "Relaxing piano music with soft ambient sounds, calm and peaceful",
@@ -163,7 +191,7 @@ def test_a_clip_is_titled_by_its_parameters_and_plots_itself():
     assert "guidance 7" in title
     assert "200 steps" in title
     assert "seed 42" in title
-    figure = clip.plot()
+    figure = plot_clip(clip)
     assert isinstance(figure, Figure)
     assert figure.get_suptitle() == title
     assert plot_clip(clip, title="mine").get_suptitle() == "mine"
@@ -252,7 +280,6 @@ def test_plots_in_a_loop_leave_no_pyplot_figures():
         plot_waveform(clip)
         plot_spectrogram(clip)
         plot_comparison([clip, clip])
-        clip.plot()
     assert plt.get_fignums() == before
 
 
