@@ -1,18 +1,88 @@
 """flexaudio: text-to-audio with Stable Audio Open, from a notebook, on FlexAI or this machine.
 
-One concern per module (import what you need; nothing heavy is imported here):
+Everything a notebook needs is importable from here, and loaded only when first used (as
+librosa does), so ``import flexaudio_helpers`` stays quick and never loads torch::
 
-- `params`: the request model shared by client and server (`GenerationRequest`).
-- `client`: `AudioClient`, which posts requests to any FlexServe-compatible endpoint.
-- `audio`: `Clip`, the generated audio (save, load, facts, inline player).
-- `plots`: waveforms, mel spectrograms, comparison grids and sweeps.
-- `analysis`: what a clip measures (loudness, tempo, brightness...) and whether it followed its prompt.
-- `explorer`: the widget parameter explorer (`explore()`); `explorer_session`: its history,
-  worker threads and export, without widgets.
-- `deploy`: serve on FlexAI or locally with the same verbs (`connect()`).
-- `serving`: our local FlexServe-compatible endpoint (real or offline model).
-- `tour`: what the tutorial notebooks share (the seed's examples, finding the endpoint).
-- `errors`, `protocol`, `state`: typed errors, wire constants, the private state folder.
+    from flexaudio_helpers import connect, plot_clip, tour
+    endpoint = tour.find_or_serve(connect())
+    clip = endpoint.client().generate("Rain on a tin roof", audio_end_in_s=5.0)
+    plot_clip(clip)
+
+Where each idea lives (one concern per module) is listed in the README's "What is inside".
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it ("" for a submodule of the same name).
+_PUBLIC = {
+    # serving and finding endpoints
+    "connect": "deploy",
+    "endpoint": "deploy",
+    "LocalDeployment": "deploy",
+    "remember_endpoint": "deploy",
+    "choose_model": "deploy.local",
+    "huggingface_login": "deploy.local",
+    # calling them
+    "AudioClient": "client",
+    "shell_command": "cli",
+    "GenerationRequest": "params",
+    "ALLOWED": "params",
+    "MODEL_ID": "params",
+    # clips: hear, see, measure
+    "Clip": "audio",
+    "plot_clip": "plots",
+    "plot_comparison": "plots",
+    "plot_sweep": "plots",
+    "plot_waveform": "plots",
+    "plot_spectrogram": "plots",
+    "analyze": "analysis",
+    "check": "analysis",
+    "compare": "analysis",
+    "explore": "explorer",
+    # in this process, on this machine's device
+    "load_generator": "serving.pipeline",
+    "pick_device": "serving.pipeline",
+    # errors a notebook catches
+    "FlexAudioError": "errors",
+    "InvalidParameters": "errors",
+    "UnsupportedCommand": "errors",
+    "EndpointStillRunning": "deploy.flexai",
+    # the tutorial's shared examples and steps
+    "tour": "",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'flexaudio_helpers' has no attribute {name!r}")
+    module = importlib.import_module(f".{_PUBLIC[name] or name}", __name__)
+    value = module if not _PUBLIC[name] else getattr(module, name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+if TYPE_CHECKING:  # for editors and type checkers; at run time the names load on first use
+    from . import tour
+    from .analysis import analyze, check, compare
+    from .audio import Clip
+    from .cli import shell_command
+    from .client import AudioClient
+    from .deploy import LocalDeployment, connect, endpoint, remember_endpoint
+    from .deploy.flexai import EndpointStillRunning
+    from .deploy.local import choose_model, huggingface_login
+    from .errors import FlexAudioError, InvalidParameters, UnsupportedCommand
+    from .explorer import explore
+    from .params import ALLOWED, MODEL_ID, GenerationRequest
+    from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
+    from .serving.pipeline import load_generator, pick_device
