@@ -33,10 +33,10 @@ import numpy as np
 
 from .audio import CLIPPING_LEVEL, OFFLINE_FACT, Clip
 from .errors import FlexAudioError
+from .spectra import audio_arrays, mel_power, power_spectrogram
 
 N_FFT = 2048
 N_MELS = 128
-FFT_BLOCK_FRAMES = 16  # frames per FFT call: small enough to stay in cache (see plots.FFT_BLOCK_FRAMES)
 HOP = 512  # 11.6 ms frames at 44.1 kHz: the beat tracker's time resolution
 SILENT_FRAME_DBFS = -60.0  # frames quieter than this are left out of brightness and noisiness
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs a few beats; shorter clips report no beat
@@ -181,28 +181,21 @@ _ROWS: list[tuple[str, str, Callable[[Analysis], str]]] = [
 
 
 # ----- measuring ---------------------------------------------------------------------------
-def audio_of(clip: Any) -> tuple[np.ndarray, int, Clip | None]:
+def audio_of(clip: Any) -> tuple[np.ndarray, int, Any]:
     """(float32 samples (channels, frames), sample rate, the Clip or None), checked for analysis."""
     if isinstance(clip, str | os.PathLike):
         try:
             clip = Clip.load(clip)
         except (RuntimeError, OSError) as exc:  # soundfile raises RuntimeErrors
             raise AnalysisError(f"cannot read {Path(clip)} as audio: {exc}") from None
-    if isinstance(clip, Clip):
-        samples, rate, source = clip.samples, clip.sample_rate, clip
-    else:
-        try:
-            samples, rate = clip
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"expected a Clip, a (samples, sample_rate) pair or a file path, got {type(clip).__name__}"
-            ) from None
-        samples, rate, source = np.atleast_2d(np.asarray(samples, dtype=np.float32)), int(rate), None
-        if samples.ndim != 2 or samples.shape[0] > samples.shape[1] > 0:
-            raise AnalysisError(
-                f"samples must be (channels, frames), got shape {samples.shape} "
-                "(soundfile gives (frames, channels): transpose it)"
-            )
+    try:
+        samples, rate, source = audio_arrays(clip)
+    except TypeError:
+        raise TypeError(
+            f"expected a Clip, a (samples, sample_rate) pair or a file path, got {type(clip).__name__}"
+        ) from None
+    except ValueError as exc:
+        raise AnalysisError(str(exc)) from None
     if rate <= 0:
         raise AnalysisError(f"the sample rate must be positive, got {rate}")
     if samples.shape[1] == 0:
@@ -234,14 +227,16 @@ def analyze(clip: Any) -> Analysis:
     peak = float(loudest.max())
 
     # One power spectrogram of the mono mix serves every spectral measure and the onset strength.
-    power = power_spectrogram(samples.mean(axis=0, dtype=np.float32))  # (frames, bins)
+    power = power_spectrogram(  # (frames, bins)
+        samples.mean(axis=0, dtype=np.float32), n_fft=N_FFT, hop_length=HOP
+    )
     audible = frame_energy(power) > 10 ** (SILENT_FRAME_DBFS / 10)
     centroid = rolloff = flatness = None
     if audible.any():
         shape = spectral_shape(power, rate)
         centroid, rolloff, flatness = (float(np.median(values[audible])) for values in shape)
 
-    mel = mel_power(power, rate)
+    mel = mel_power(power, rate, n_mels=N_MELS)
     onset_envelope = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=rate, hop_length=HOP)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_envelope, sr=rate, hop_length=HOP)
     tempo, confidence, beats = _tempo_and_beats(onset_envelope, rate, duration)
@@ -274,26 +269,6 @@ def analyze(clip: Any) -> Analysis:
 _ANALYSES: weakref.WeakKeyDictionary[Clip, Analysis] = weakref.WeakKeyDictionary()
 
 
-def power_spectrogram(mono: np.ndarray) -> np.ndarray:
-    """|STFT|² of a mono signal, (frames, 1 + N_FFT // 2): ``librosa.stft``'s framing (centred, zero padded).
-
-    Frames are rows (the transpose of librosa's layout), so that per-frame sums run over
-    contiguous memory; float32 FFTs in blocks that stay in cache: twice as fast as ``librosa.stft``.
-    """
-    padded = np.pad(np.asarray(mono, dtype=np.float32), N_FFT // 2)
-    if padded.size < N_FFT:
-        padded = np.pad(padded, (0, N_FFT - padded.size))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa's
-    power = np.empty((len(frames), N_FFT // 2 + 1), np.float32)
-    for start in range(0, len(frames), FFT_BLOCK_FRAMES):
-        block = slice(start, start + FFT_BLOCK_FRAMES)
-        spectrum = np.fft.rfft(frames[block] * window, axis=1)
-        np.square(spectrum.real, out=power[block])
-        power[block] += np.square(spectrum.imag)
-    return power
-
-
 def frame_energy(power: np.ndarray) -> np.ndarray:
     """Mean square of each frame's samples (Parseval, undoing the Hann window's 0.375 mean square)."""
     total = 2 * power.sum(axis=1) - power[:, 0] - power[:, -1]
@@ -315,30 +290,6 @@ def spectral_shape(power: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray
     floored = np.maximum(power, 1e-10)
     flatness = np.exp(np.log(floored).mean(axis=1)) / floored.mean(axis=1)
     return centroid, rolloff, flatness
-
-
-def mel_power(power: np.ndarray, rate: int) -> np.ndarray:
-    """(128 mel bands, frames) from the power spectrogram, with librosa's Slaney mel filters.
-
-    Each band only touches its few neighbouring bins: multiplying those alone is 10x faster
-    than the dense (128 x 1025) product.
-    """
-    mel = np.empty((N_MELS, len(power)), np.float32)
-    for band, (low, high, weights) in enumerate(_mel_bands(rate)):
-        np.matmul(power[:, low:high], weights, out=mel[band])
-    return mel
-
-
-@lru_cache(maxsize=8)
-def _mel_bands(rate: int) -> tuple[tuple[int, int, np.ndarray], ...]:
-    import librosa
-
-    bands = []
-    for weights in librosa.filters.mel(sr=rate, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32):
-        nonzero = np.flatnonzero(weights)
-        low, high = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
-        bands.append((low, high, weights[low:high]))
-    return tuple(bands)
 
 
 # ITU-R BS.1770 gating, as pyloudnorm computes it.
@@ -479,7 +430,7 @@ def stereo_width(samples: np.ndarray) -> float:
 def centroid_curve(clip: Any) -> tuple[np.ndarray, np.ndarray]:
     """(frame times in s, spectral centroid in Hz per frame; NaN where silent), for drawing."""
     samples, rate, _ = audio_of(clip)
-    power = power_spectrogram(samples.mean(axis=0, dtype=np.float32))
+    power = power_spectrogram(samples.mean(axis=0, dtype=np.float32), n_fft=N_FFT, hop_length=HOP)
     centroid = spectral_shape(power, rate)[0]
     centroid[frame_energy(power) <= 10 ** (SILENT_FRAME_DBFS / 10)] = np.nan
     return np.arange(centroid.size) * HOP / rate, centroid

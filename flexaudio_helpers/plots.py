@@ -1,8 +1,8 @@
-"""Waveforms, mel spectrograms and comparison grids of clips.
+"""Drawing clips: waveforms, mel spectrograms, comparison grids and sweeps.
 
-Computing is apart from drawing, as in librosa: `waveform_envelope` and `mel_spectrogram`
-return arrays with their axes; the `plot_*` functions draw them and return a
-`matplotlib.figure.Figure`. Figures are built without pyplot, so none pile up in loops and
+Computing is apart from drawing, as in librosa: `spectra.waveform_envelope` and
+`spectra.mel_spectrogram` return arrays with their axes; the `plot_*` functions draw them and
+return a `matplotlib.figure.Figure`. Figures are built without pyplot, so none pile up in loops and
 nothing needs closing; in Jupyter a returned figure shows as a PNG.
 
 Drawers that take the caller's ``ax`` and return what they drew, as librosa.display's do:
@@ -22,25 +22,30 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
 
+from .spectra import (
+    AudioLike,
+    MelSpectrogram,
+    WaveformEnvelope,
+    audio_arrays,
+    hz_to_mel,
+    mel_spectrogram,
+    mel_to_hz,
+    waveform_envelope,
+)
+
 # The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
 TOP_DB = 80.0
-AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
-# Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; with 64 the
-# FFTs ran up to 3x slower there (bench/plots_vs_librosa.py).
-FFT_BLOCK_FRAMES = 16
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
-ENVELOPE_WIDTH = 1000  # pixel columns of a waveform lane at FIGURE_WIDTH * DPI
 COLORMAP = "magma"
 OFFLINE_NOTE_HEIGHT = 0.3  # inches added below the plots for the offline model's notice
+Audio = AudioLike | tuple[np.ndarray, int]  # a clip, or (samples (channels, frames), sample_rate)
 LANE_NAMES = {1: ("mono",), 2: ("left", "right")}
 # Hz values worth a tick on a mel axis (the mel scale is linear below 1 kHz, log above).
 MEL_TICKS_HZ = (0, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000)
@@ -69,176 +74,8 @@ class ClipFigure(Figure):
         return buffer.getvalue()
 
 
-@runtime_checkable
-class AudioLike(Protocol):
-    """What the plots need from a clip: `audio.Clip` is one; so is any object with these two.
-
-    A clip may also carry ``request``, ``seed`` and ``offline``, which titles and notices use.
-    """
-
-    samples: np.ndarray  # (channels, frames)
-    sample_rate: int
-
-
-# ----- computing ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WaveformEnvelope:
-    """Per pixel column and channel, the lowest and highest sample: what a waveform plot shows."""
-
-    times: np.ndarray  # (columns,) seconds at the centre of each column
-    low: np.ndarray  # (channels, columns)
-    high: np.ndarray  # (channels, columns)
-    duration: float  # seconds of the whole clip
-
-
-@dataclass(frozen=True)
-class MelSpectrogram:
-    """A mel power spectrogram in dB (re 1.0 power, like ``librosa.power_to_db(S, ref=1.0)``).
-
-    `db` is (n_mels, frames); `times` are frame centres in seconds (``frame * hop / rate``,
-    frames centred as librosa's ``center=True``); `frequencies` are the bands' centre
-    frequencies in Hz; `mel_edges` the lowest and highest band edge on the mel scale.
-    """
-
-    db: np.ndarray
-    times: np.ndarray
-    frequencies: np.ndarray
-    sample_rate: int
-    hop_length: int
-    duration: float
-    mel_edges: tuple[float, float]
-
-
-def waveform_envelope(samples: np.ndarray, sample_rate: int, width: int = ENVELOPE_WIDTH) -> WaveformEnvelope:
-    """Min/max of the samples (channels, frames) in `width` equal columns (fewer for short clips)."""
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    channels, frames = samples.shape
-    if frames == 0:
-        empty = np.zeros((channels, 0), np.float32)
-        return WaveformEnvelope(np.zeros(0), empty, empty, 0.0)
-    block = -(-frames // max(1, width))  # ceil: every column holds `block` frames, the last fewer
-    whole = frames // block * block
-    columns = samples[:, :whole].reshape(channels, -1, block)
-    low, high = columns.min(axis=2), columns.max(axis=2)
-    if whole < frames:
-        tail = samples[:, whole:]
-        low = np.concatenate([low, tail.min(axis=1, keepdims=True)], axis=1)
-        high = np.concatenate([high, tail.max(axis=1, keepdims=True)], axis=1)
-    starts = np.arange(low.shape[1]) * block
-    centres = (starts + np.minimum(starts + block, frames)) / 2
-    return WaveformEnvelope(centres / sample_rate, low, high, frames / sample_rate)
-
-
-def hz_to_mel(hz: Any) -> np.ndarray:
-    """Slaney's mel scale (librosa's default, ``htk=False``): linear to 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    linear = hz / (200.0 / 3)
-    logarithmic = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(hz >= 1000.0, logarithmic, linear)
-
-
-def mel_to_hz(mel: Any) -> np.ndarray:
-    """The inverse of `hz_to_mel`."""
-    mel = np.asarray(mel, dtype=np.float64)
-    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
-
-
-@lru_cache(maxsize=16)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """The (n_mels, 1 + n_fft // 2) float32 filterbank of ``librosa.filters.mel`` (Slaney, 0 Hz to Nyquist).
-
-    The same formula as librosa's (a test checks they agree), written out because importing
-    ``librosa.filters`` pulls in scipy.signal and numba: about 1 s, the whole budget of a first plot.
-    """
-    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
-    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
-    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney norm: equal area per band
-    weights = weights.astype(np.float32)
-    weights.flags.writeable = False  # cached and shared
-    return weights
-
-
-@lru_cache(maxsize=16)
-def _mel_bands(sample_rate: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, np.ndarray], ...]:
-    """Per band of `mel_filterbank`, the bins where its weights are not zero: (first, end, weights)."""
-    bands = []
-    for weights in mel_filterbank(sample_rate, n_fft, n_mels):
-        nonzero = np.flatnonzero(weights)
-        low, high = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
-        bands.append((low, high, weights[low:high]))
-    return tuple(bands)
-
-
-@lru_cache(maxsize=4)
-def _hann(n_fft: int) -> np.ndarray:
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic, as scipy's get_window("hann")
-    window.flags.writeable = False
-    return window
-
-
-def mel_spectrogram(
-    samples: np.ndarray, sample_rate: int, *, n_mels: int = 128, hop_length: int = 512, n_fft: int = 2048
-) -> MelSpectrogram:
-    """The mel spectrogram of the channels' mix, as ``librosa.feature.melspectrogram`` then dB.
-
-    Frames are centred with zero padding (librosa's ``center=True, pad_mode="constant"``),
-    windowed with a periodic Hann window, power 2, Slaney mel bands from 0 Hz to Nyquist.
-    """
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    mono = samples.mean(axis=0, dtype=np.float32) if samples.shape[0] > 1 else samples[0]
-    padded = np.pad(mono, n_fft // 2)
-    if padded.size < n_fft:
-        padded = np.pad(padded, (0, n_fft - padded.size))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    window = _hann(n_fft)
-    power = np.empty((len(frames), n_fft // 2 + 1), np.float32)
-    # FFT in blocks of frames that stay in cache: about twice as fast as one call on all frames.
-    for start in range(0, len(frames), FFT_BLOCK_FRAMES):
-        block = slice(start, start + FFT_BLOCK_FRAMES)
-        spectrum = np.fft.rfft(frames[block] * window, axis=1)  # float32 in, complex64 out
-        np.square(spectrum.real, out=power[block])
-        power[block] += np.square(spectrum.imag)
-    mel_power = np.empty((n_mels, len(frames)), np.float32)
-    # Each band covers a few neighbouring bins: 2,000 weights of the dense 131,000 are not zero.
-    for band, (low, high, weights) in enumerate(_mel_bands(sample_rate, n_fft, n_mels)):
-        np.matmul(power[:, low:high], weights, out=mel_power[band])
-    db = 10.0 * np.log10(np.maximum(mel_power, AMIN))
-    mel_axis = np.linspace(0.0, float(hz_to_mel(sample_rate / 2)), n_mels + 2)
-    return MelSpectrogram(
-        db=db,
-        times=np.arange(db.shape[1]) * hop_length / sample_rate,
-        frequencies=mel_to_hz(mel_axis[1:-1]),
-        sample_rate=sample_rate,
-        hop_length=hop_length,
-        duration=samples.shape[1] / sample_rate,
-        mel_edges=(float(mel_axis[0]), float(mel_axis[-1])),
-    )
-
-
 # ----- drawing -----------------------------------------------------------------------------
-def _audio(clip: AudioLike | tuple[np.ndarray, int]) -> tuple[np.ndarray, int, AudioLike | None]:
-    """(samples, sample_rate, clip or None) from a clip or a (samples, sample_rate) pair."""
-    if isinstance(clip, AudioLike):
-        return np.atleast_2d(clip.samples), int(clip.sample_rate), clip
-    try:
-        samples, sample_rate = clip
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"expected a Clip or a (samples, sample_rate) pair, got {type(clip).__name__}"
-        ) from None
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    if samples.shape[0] > samples.shape[1]:
-        raise ValueError(
-            f"samples must be (channels, frames), got shape {samples.shape} "
-            "(soundfile gives (frames, channels): transpose it)"
-        )
-    return samples, int(sample_rate), None
-
-
-def describe(clip: Any, *, prompt_chars: int = 40) -> str:
+def describe(clip: AudioLike | None, *, prompt_chars: int = 40) -> str:
     """A short title from a clip's parameters: the prompt, guidance, steps and seed."""
     request = getattr(clip, "request", None)
     if request is None:
@@ -380,9 +217,9 @@ def _figure(
     return figure, grid
 
 
-def plot_waveform(clip: Any, title: str | None = None) -> Figure:
+def plot_waveform(clip: Audio, title: str | None = None) -> Figure:
     """The waveform, one lane per channel, time in seconds. Accepts a Clip or (samples, rate)."""
-    samples, rate, source = _audio(clip)
+    samples, rate, source = audio_arrays(clip)
     title = _title_text(title, source)
     channels = samples.shape[0]
     figure, grid = _figure(
@@ -396,13 +233,13 @@ def plot_waveform(clip: Any, title: str | None = None) -> Figure:
 
 
 def plot_spectrogram(
-    clip: Any, title: str | None = None, *, centroid: bool = False, **mel_options: Any
+    clip: Audio, title: str | None = None, *, centroid: bool = False, **mel_options: Any
 ) -> Figure:
     """The mel spectrogram in dB with a colour bar. Accepts a Clip or (samples, rate).
 
     `centroid=True` draws the spectral centroid (the brightness) over time on it.
     """
-    samples, rate, source = _audio(clip)
+    samples, rate, source = audio_arrays(clip)
     title = _title_text(title, source)
     figure, grid = _figure(
         3.2, 1, 2, titled=bool(title), sources=[source], width_ratios=[1, 0.02], wspace=0.02
@@ -417,7 +254,7 @@ def plot_spectrogram(
 
 
 def plot_clip(
-    clip: Any,
+    clip: Audio,
     title: str | None = None,
     *,
     beats: bool = False,
@@ -429,7 +266,7 @@ def plot_clip(
     `beats=True` marks the beats librosa's tracker finds (or says there is no clear beat);
     `centroid=True` draws the spectral centroid (the brightness) over the spectrogram.
     """
-    samples, rate, source = _audio(clip)
+    samples, rate, source = audio_arrays(clip)
     title = _title_text(title, source)
     channels = samples.shape[0]
     figure, grid = _figure(
@@ -485,7 +322,7 @@ def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray, **style: 
     return line
 
 
-def _centroid_curve(clip: Any) -> tuple[np.ndarray, np.ndarray]:
+def _centroid_curve(clip: Audio) -> tuple[np.ndarray, np.ndarray]:
     from .analysis import centroid_curve  # imported on use, as above
 
     return centroid_curve(clip)
@@ -505,7 +342,7 @@ def _corner_note(ax: Any, text: str) -> Any:
 
 
 def plot_comparison(
-    clips: Sequence[Any],
+    clips: Sequence[Audio],
     titles: Sequence[str] | None = None,
     *,
     columns: int | None = None,
@@ -573,7 +410,7 @@ def sweep_values(clips: Sequence[Any], parameter: str | None = None) -> tuple[st
 
 
 def plot_sweep(
-    clips: Sequence[Any],
+    clips: Sequence[Audio],
     parameter: str | None = None,
     *,
     values: Sequence[Any] | None = None,
@@ -673,7 +510,7 @@ def _grid_inputs(
         raise ValueError("plot_comparison needs at least one clip")
     if titles is not None and len(titles) != len(clips):
         raise ValueError(f"got {len(titles)} titles for {len(clips)} clips")
-    audio = [_audio(clip) for clip in clips]
+    audio = [audio_arrays(clip) for clip in clips]
     spectrograms = [mel_spectrogram(samples, rate, **mel_options) for samples, rate, _ in audio]
     if columns is None:
         columns = 1 if len(clips) <= 3 else 2

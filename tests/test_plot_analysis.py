@@ -14,12 +14,12 @@ from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.plots import (
     draw_beats,
-    hz_to_mel,
     plot_clip,
     plot_spectrogram,
     plot_sweep,
     sweep_values,
 )
+from flexaudio_helpers.spectra import hz_to_mel
 
 RATE = 44_100
 

@@ -18,14 +18,16 @@ from flexaudio_helpers.plots import (
     describe,
     draw_spectrogram,
     draw_waveform,
-    hz_to_mel,
-    mel_filterbank,
-    mel_spectrogram,
-    mel_to_hz,
     plot_clip,
     plot_comparison,
     plot_spectrogram,
     plot_waveform,
+)
+from flexaudio_helpers.spectra import (
+    hz_to_mel,
+    mel_filterbank,
+    mel_spectrogram,
+    mel_to_hz,
     waveform_envelope,
 )
 
