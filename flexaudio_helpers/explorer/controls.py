@@ -125,20 +125,22 @@ class Controls:
                 allowed=", ".join(SETTABLE),
             )
         checked = {name: value for name, value in parameters.items() if value is not None}
-        if prompt is not None or checked:  # the shared model first: types, and its own ranges
-            GenerationRequest.build(prompt if prompt is not None else self.prompt.value, **checked)
         limits = {
             "audio_end_in_s": (self.duration, f"seconds, from {MIN_SECONDS} to {self.max_seconds:g}"),
             "seed": (self.seed, f"an integer from 0 to {MAX_WIDGET_SEED} (2**53 - 1, exact in a browser)"),
         }
-        for name, (control, allowed) in limits.items():
-            if name in checked and not control.min <= checked[name] <= control.max:
+        for name, (control, allowed) in limits.items():  # narrower than the shared model's ranges
+            value = checked.get(name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and not control.min <= value <= control.max:
                 raise InvalidParameters(
-                    f"{name}={checked[name]!r} is not allowed; allowed: {allowed}",
+                    f"parameters.{name}={value!r} is not allowed; allowed: {allowed}",
                     field=f"parameters.{name}",
-                    value=checked[name],
+                    value=value,
                     allowed=allowed,
                 )
+        if prompt is not None or checked:  # then the shared model: types, and every other range
+            GenerationRequest.build(prompt if prompt is not None else self.prompt.value, **checked)
         if prompt is not None:
             self.prompt.value = prompt
         if "negative_prompt" in parameters:
