@@ -281,6 +281,7 @@ def test_the_verbs_do_what_the_buttons_do_and_wait(explorer, tmp_path):
     assert [take.clip.seed for _, take in sweep.takes] == [1, 2] and not sweep.problems
     assert [origin.origin for origin in explorer.session.takes[1:]] == ["sweep 1: seed=1", "sweep 1: seed=2"]
     assert is_png(sweep.png) and sweep._repr_html_().count("<audio") == 2
+    assert repr(sweep) == f"<SweepResult {sweep.summary}>"
 
     comparison = explorer.compare(1, 3)
     assert explorer.tabs.selected_index == TAB_TITLES.index("Compare")
@@ -292,6 +293,7 @@ def test_the_verbs_do_what_the_buttons_do_and_wait(explorer, tmp_path):
     ]
     assert (comparison.a.number, comparison.b.number) == (1, 3) and bytes(figure.value) == comparison.png
     assert "A: clip #1" in comparison._repr_html_() and "B: clip #3" in comparison._repr_html_()
+    assert repr(comparison) == "<Comparison A: clip #1, B: clip #3>"
     with pytest.raises(ValueError, match="allowed: clip numbers 1 to 3"):
         explorer.compare(1, 9)
     assert "clip numbers 1 to 3" in explorer.compare_message.value

@@ -11,13 +11,16 @@ from ..explorer_session import Session, Take
 from .render import figure_png, image_html, note_html
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
     """Clips `a` and `b` and their comparison figure (`png`); in a notebook, shown as the tab shows them."""
 
     a: Take
     b: Take
     png: bytes
+
+    def __repr__(self) -> str:
+        return f"<Comparison A: clip #{self.a.number}, B: clip #{self.b.number}>"
 
     def _repr_html_(self) -> str:
         columns = "".join(

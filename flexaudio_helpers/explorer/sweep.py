@@ -23,7 +23,7 @@ from .render import error_html, figure_png, image_html
 MAX_CONCURRENCY = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SweepResult:
     """What one sweep made: (value, take) pairs, what failed, its time and its picture (PNG)."""
 
@@ -39,6 +39,9 @@ class SweepResult:
         """E.g. ``Sweep 1: 3 of 3 clips in 8.2 s.``"""
         total = len(self.takes) + len(self.problems)
         return f"Sweep {self.number}: {len(self.takes)} of {total} clips in {self.seconds:.1f} s."
+
+    def __repr__(self) -> str:
+        return f"<SweepResult {self.summary}>"
 
     def _repr_html_(self) -> str:
         problems = "".join(error_html(FlexAudioError(problem)) for problem in self.problems)
