@@ -1,9 +1,8 @@
 """The explorer app: `explore()` and `Explorer`, which wires the components to the session and the jobs.
 
-Each component owns its widgets (`controls`, `result`, `history`, `compare`, `sweep`, `export`,
-the offline `banner`);
-`Explorer` lays them out, runs generations in worker threads, and gives code and notebooks the
-verbs that do what the buttons do and wait for the outcome.
+Each component owns its widgets (`banner`, `controls`, `result`, `history`, `compare`, `sweep`,
+`export`); `Explorer` lays them out, runs generations in worker threads, and gives code and
+notebooks the verbs that do what the buttons do and wait for the outcome.
 """
 
 from __future__ import annotations
