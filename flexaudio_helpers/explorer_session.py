@@ -1,8 +1,10 @@
 """The explorer's memory and its background work, kept apart from the widgets.
 
-- `Take`: one clip made in the session, numbered, with where it came from.
+- `Take`: one clip made in the session, numbered, with where it came from (shown in a notebook as
+  its player and a table of its parameters, seed and timings).
 - `Session`: every take, saving one, and exporting them all with a replayable manifest.
-- `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick.
+- `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick, and
+  whose outcome code can wait for (`Job.result`, like a `concurrent.futures.Future`).
 - `sweep_requests`: one request per value of the swept parameter, validated before anything is sent.
 
 Nothing here imports ipywidgets, so it can be used (and read) on its own.
@@ -10,12 +12,14 @@ Nothing here imports ipywidgets, so it can be used (and read) on its own.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +81,27 @@ class Take:
 
     def file_name(self, suffix: str = ".flac") -> str:
         return f"clip-{self.number:03d}-seed{self.clip.seed}{suffix}"
+
+    def details_html(self) -> str:
+        """The parameters, seed and timings, as a small HTML table."""
+        clip = self.clip
+        rows = [("prompt", clip.prompt or "")]
+        rows += [(name, value) for name, value in self.parameters().items() if name != "seed"]
+        rows.append(("seed used", clip.seed))
+        timings = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in sorted(clip.timings.items()))
+        if self.click_to_audio is not None:
+            timings += f"{', ' if timings else ''}click to audio {self.click_to_audio:.2f} s"
+        rows.append(("timing", timings or "not reported"))
+        body = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(str(name))}</th>'
+            f"<td>{html.escape(str(value))}</td></tr>"
+            for name, value in rows
+        )
+        return f'<table class="flexaudio-details" style="font-size:90%">{body}</table>'
+
+    def _repr_html_(self) -> str:
+        """In a notebook: "Clip #n", the player, and the details table."""
+        return self.clip.player_html(f"Clip #{self.number} ({self.origin})") + self.details_html()
 
 
 class Session:
@@ -178,6 +203,7 @@ class Job:
     `on_tick(elapsed_seconds)` runs every `tick_seconds` meanwhile. After `cancel()` none of them
     runs again: the work itself is not interrupted (an HTTP request cannot be recalled), only its
     result is abandoned. Callbacks never overlap, so a late tick cannot overwrite the result.
+    `result()` waits for the outcome: what `on_result` returned, or the error `on_error` was given.
     """
 
     def __init__(
@@ -198,9 +224,13 @@ class Job:
         self.name = name
         self.started = 0.0
         self.cancelled = False
+        self.outcome: Any = None  # what on_result returned (e.g. the take it added)
+        self.error: BaseException | None = None  # what on_error was given
         self._finished = False
+        self._delivered = False  # a callback ran: outcome or error is set
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._settled = threading.Event()  # delivered, or abandoned by cancel()
 
     @property
     def elapsed(self) -> float:
@@ -221,10 +251,26 @@ class Job:
         """Abandon the result: no callback runs after this returns."""
         with self._lock:
             self.cancelled = True
+        self._settled.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the work and its callback are over; False on timeout."""
         return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait until the outcome is shown; return what `on_result` returned, or raise the error.
+
+        Raises `TimeoutError` if it is not settled within `timeout` seconds (the work goes on), and
+        `concurrent.futures.CancelledError` once `cancel()` abandoned it (without waiting for the work).
+        """
+        if not self._settled.wait(timeout):
+            raise TimeoutError(f"{self.name}: still running after {timeout:.0f} s")
+        with self._lock:
+            if not self._delivered:
+                raise CancelledError(f"{self.name}: cancelled; its result was discarded")
+            if self.error is not None:
+                raise self.error
+            return self.outcome
 
     def _run(self) -> None:
         try:
@@ -236,22 +282,30 @@ class Job:
                 self._report(self.on_result, result)
         finally:
             self._done.set()
+            self._settled.set()
 
-    def _report(self, callback: Callable[[Any], None], value: Any) -> None:
+    def _report(self, callback: Callable[[Any], Any], value: Any) -> None:
         with self._lock:
             self._finished = True
             if self.cancelled:
                 return
+            self._delivered = True
+            if callback is self.on_error:
+                self.error = value
             try:
-                callback(value)
+                returned = callback(value)
             except Exception as exc:  # e.g. plotting failed: still say so in the widget
                 if callback is self.on_error:
                     log.exception("the explorer could not show an error")
                 else:
+                    self.error = exc
                     try:
                         self.on_error(exc)
                     except Exception:
                         log.exception("the explorer could not show an error")
+            else:
+                if callback is self.on_result:
+                    self.outcome = returned
 
     def _tick(self) -> None:
         while not self._done.wait(self.tick_seconds):

@@ -1,7 +1,8 @@
 """The parameter explorer, driven headless (no kernel): real widgets, a real offline endpoint.
 
-Buttons are `.click()`ed as a person would; the worker threads talk over HTTP to the
-`offline_server` fixture. Every generation is 1 s and 2 steps, to keep the run short.
+Buttons are `.click()`ed as a person would, and the verbs (`generate`, `sweep`, `compare`,
+`export`) are called as a notebook does; the worker threads talk over HTTP to the `offline_server`
+fixture. Every generation is 1 s and 2 steps, to keep the run short.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +21,9 @@ import pytest
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, Explorer, explore
-from flexaudio_helpers.explorer_session import MANIFEST_NAME
+from flexaudio_helpers.errors import InvalidParameters
+from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, TAB_TITLES, Explorer, explore
+from flexaudio_helpers.explorer_session import MANIFEST_NAME, Job
 from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -83,30 +87,36 @@ def test_bounds_come_from_the_parameter_model_and_the_endpoint(explorer):
     # What the sliders cannot stop is refused before anything is sent, naming the control (not the
     # wire field) and what it allows.
     explorer.prompt.value = "   "
-    assert explorer.generate() is None
+    explorer.generate_button.click()
     message = explorer.message.value
     assert "Prompt:</b> empty is not allowed" in message and "allowed: a non-empty prompt" in message, message
     assert "inputs" not in message
-    assert not explorer.generate_button.disabled and len(explorer.session) == 0
+    assert explorer.job is None and not explorer.generate_button.disabled and len(explorer.session) == 0
+    with pytest.raises(InvalidParameters, match="a non-empty prompt"):  # the verb, from code: the same
+        explorer.generate()
+    assert explorer.message.value == message and explorer.job is None
 
     explorer.prompt.value = "rain"
     explorer.sweep_parameter.value = "guidance_scale"
     explorer.sweep_values.value = "3, 99"
-    assert explorer.sweep() is None
+    explorer.sweep_button.click()
     status = explorer.sweep_status.value
     assert "Guidance:</b> 99.0 is not allowed" in status and "allowed: a number from 0 to 50" in status, (
         status
     )
     explorer.sweep_values.value = "7"
-    assert explorer.sweep() is None
+    explorer.sweep_button.click()
     assert (
         "2 to 8 values" in explorer.sweep_status.value
         and "(got 1: &#x27;7&#x27;)" in explorer.sweep_status.value
     )
     explorer.sweep_values.value = "3, abc"  # a typo is named, not counted
-    assert explorer.sweep() is None
+    explorer.sweep_button.click()
     status = explorer.sweep_status.value
     assert "&#x27;abc&#x27; is not a number" in status and "got" not in status, status
+    with pytest.raises(InvalidParameters, match="'abc' is not a number"):
+        explorer.sweep()
+    assert explorer.sweep_job is None and not explorer.sweep_button.disabled and len(explorer.session) == 0
 
 
 def test_generate_shows_the_clip_and_keeps_it(explorer, tmp_path):
@@ -209,6 +219,8 @@ def test_sweep_compare_and_export(explorer, offline_server, tmp_path):
     assert headings == ["<b>A: clip #2</b>", "<b>B: clip #1</b>"]
     assert all("<audio" in column.children[1].value for column in columns.children)
     assert is_png(figure.value)
+    explorer.compare_a.value = 1  # another pick: the view no longer shows what A and B say
+    assert explorer.compare_view.children == ()
 
     # Export: every clip as FLAC plus a manifest with the requests that remake them.
     out = tmp_path / "export"
@@ -247,3 +259,111 @@ def test_explore_takes_an_endpoint_or_the_environment(offline_server, tmp_path, 
     app.close()
     with pytest.raises(TypeError, match="Endpoint or an AudioClient"):
         explore(42)
+
+
+def test_the_verbs_do_what_the_buttons_do_and_wait(explorer, tmp_path):
+    take = explorer.generate(
+        "A short test of the verbs", audio_end_in_s=1.0, num_inference_steps=2, guidance_scale=5.0, seed=7
+    )
+    # It waited: the clip is shown and kept, and the controls hold what made it.
+    assert take.number == 1 and take.clip.seed == 7 and explorer.session.takes == (take,)
+    assert explorer.status.value.startswith("Clip #1") and not explorer.generate_button.disabled
+    assert "<audio" in explorer.player.value and is_png(explorer.plot.value)
+    assert (explorer.duration.value, explorer.steps.value, explorer.guidance.value) == (1.0, 2, 5.0)
+    assert (explorer.random_seed.value, explorer.seed.value) == (False, 7)
+    assert explorer.request() == take.request
+    card = take._repr_html_()  # what a notebook shows
+    assert "Clip #1 (generate)" in card and "<audio" in card and "<td>7</td>" in card
+
+    sweep = explorer.sweep("seed", [1, 2])
+    assert explorer.tabs.selected_index == TAB_TITLES.index("Sweep") and explorer.sweep_values.value == "1, 2"
+    assert sweep.summary.startswith("Sweep 1: 2 of 2 clips") and sweep.summary in explorer.sweep_status.value
+    assert [take.clip.seed for _, take in sweep.takes] == [1, 2] and not sweep.problems
+    assert [origin.origin for origin in explorer.session.takes[1:]] == ["sweep 1: seed=1", "sweep 1: seed=2"]
+    assert is_png(sweep.png) and sweep._repr_html_().count("<audio") == 2
+    assert repr(sweep) == f"<SweepResult {sweep.summary}>"
+
+    comparison = explorer.compare(1, 3)
+    assert explorer.tabs.selected_index == TAB_TITLES.index("Compare")
+    assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 3)
+    columns, figure = explorer.compare_view.children
+    assert [column.children[0].value for column in columns.children] == [
+        "<b>A: clip #1</b>",
+        "<b>B: clip #3</b>",
+    ]
+    assert (comparison.a.number, comparison.b.number) == (1, 3) and bytes(figure.value) == comparison.png
+    assert "A: clip #1" in comparison._repr_html_() and "B: clip #3" in comparison._repr_html_()
+    assert repr(comparison) == "<Comparison A: clip #1, B: clip #3>"
+    with pytest.raises(ValueError, match="allowed: clip numbers 1 to 3"):
+        explorer.compare(1, 9)
+    assert "clip numbers 1 to 3" in explorer.compare_message.value
+
+    manifest = explorer.export(tmp_path / "export")
+    assert manifest == tmp_path / "export" / MANIFEST_NAME and explorer.export_folder.value == str(
+        manifest.parent
+    )
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [7, 1, 2]
+    assert "flexaudio batch" in explorer.export_message.value
+
+
+def test_the_verbs_refuse_what_the_controls_cannot_hold(explorer, tmp_path):
+    # The flat widget names are the components' widgets.
+    assert explorer.prompt is explorer.controls.prompt and explorer.history is explorer.history_tab.clips
+    parts = (
+        explorer.result_view,
+        explorer.history_tab,
+        explorer.compare_tab,
+        explorer.sweep_tab,
+        explorer.export_tab,
+    )
+    assert list(explorer.tabs.children) == [part.widget for part in parts]
+    prompt = explorer.prompt.value
+    # A value a slider would silently clamp is refused, naming the control and its range; nothing is set.
+    with pytest.raises(
+        InvalidParameters, match=r"audio_end_in_s=100.0 is not allowed; allowed: seconds, from 0.5"
+    ):
+        explorer.generate("rain", audio_end_in_s=100.0)
+    assert "Duration (s):</b> 100.0 is not allowed" in explorer.message.value
+    assert explorer.prompt.value == prompt and explorer.duration.value == 10.0
+    with pytest.raises(InvalidParameters, match="num_inference_steps"):
+        explorer.generate(num_inference_steps=2.5)
+    with pytest.raises(InvalidParameters, match="no control for 'steps'; allowed names: audio_end_in_s"):
+        explorer.generate(steps=2)
+    with pytest.raises(InvalidParameters, match=r"2\*\*53 - 1"):
+        explorer.generate(seed=2**60)
+    with pytest.raises(InvalidParameters, match="cannot sweep 'prompt'"):
+        explorer.sweep("prompt", [1, 2])
+    with pytest.raises(
+        InvalidParameters, match="concurrency=9 is not allowed; allowed: an integer from 1 to 4"
+    ):
+        explorer.sweep("seed", [1, 2], concurrency=9)
+    assert explorer.sweep_parameter.value == "guidance_scale" and explorer.sweep_concurrency.value == 2
+    with pytest.raises(ValueError, match="Make at least one clip first"):
+        explorer.compare()
+    with pytest.raises(ValueError, match="Nothing to export yet"):
+        explorer.export(tmp_path / "empty")
+    assert "Nothing to export yet" in explorer.export_message.value and not (tmp_path / "empty").exists()
+    assert explorer.job is None and explorer.sweep_job is None and len(explorer.session) == 0
+
+
+def test_a_job_result_waits_like_a_future():
+    gate = threading.Event()
+    job = Job(lambda: gate.wait(10) and 42, on_result=lambda value: value + 1, on_error=print).start()
+    with pytest.raises(TimeoutError):
+        job.result(0.05)
+    gate.set()
+    assert job.result(10) == 43  # what on_result returned
+
+    failing = Job(lambda: 1 / 0, on_result=print, on_error=lambda exc: None).start()
+    with pytest.raises(ZeroDivisionError):
+        failing.result(10)
+
+    stuck = threading.Event()
+    abandoned = Job(lambda: stuck.wait(10), on_result=print, on_error=print).start()
+    abandoned.cancel()
+    started = time.monotonic()
+    with pytest.raises(CancelledError):
+        abandoned.result(10)
+    assert time.monotonic() - started < 1, "cancel() should not wait for the work"
+    stuck.set()

@@ -1,0 +1,52 @@
+"""The parameter explorer: a small ipywidgets app for hearing and seeing what parameters do.
+
+    from flexaudio_helpers.explorer import explore
+    explorer = explore()          # the endpoint "stable-audio-open" (or INFERENCE_URL/INFERENCE_API_KEY)
+    explorer                      # shows the app; explore(endpoint) or explore(client) works too
+    explorer.generate("Rain on a tin roof", seed=42)        # what the buttons do, from code
+    explorer.sweep("guidance_scale", [3, 7, 12])
+    explorer.compare(1, 2)
+    explorer.export("my-session")
+
+One module per part of the app, each owning its widgets:
+
+- `controls`: prompt, sliders and seed (bounds from `params` and the endpoint's reported maximum
+  duration, so they cannot make an invalid request), Generate/Cancel and the status line. Random
+  seeds are drawn here, so every clip's seed is known even when an endpoint does not report it.
+- `result`: the newest clip's player, waveform + spectrogram, parameters, seed and timing.
+- `history`: every clip of the session with its tempo, loudness and brightness; replay, re-plot,
+  save as WAV/FLAC, load back into the controls.
+- `compare`: two clips side by side, spectrograms on one colour scale.
+- `sweep`: one parameter over a few values, made with `generate_many` (bounded concurrency), with
+  what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
+- `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
+- `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
+- `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
+  wires the parts to the session (`explorer_session`) and runs generations in worker threads.
+"""
+
+from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore
+from .compare import Comparison
+from .controls import DEFAULTS, MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, MIN_SECONDS, RANDOM_SEEDS
+from .render import CONTROL_LABELS, OFFLINE_BANNER, PLOT_DPI, error_html, figure_png
+from .sweep import SweepResult
+
+__all__ = [
+    "CONTROL_LABELS",
+    "DEFAULTS",
+    "DEFAULT_ENDPOINT",
+    "MAX_SLIDER_SECONDS",
+    "MAX_WIDGET_SEED",
+    "MIN_SECONDS",
+    "OFFLINE_BANNER",
+    "PLOT_DPI",
+    "RANDOM_SEEDS",
+    "TAB_TITLES",
+    "WIDGET_NAMES",
+    "Comparison",
+    "Explorer",
+    "SweepResult",
+    "error_html",
+    "explore",
+    "figure_png",
+]

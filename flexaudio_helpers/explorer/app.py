@@ -1,0 +1,327 @@
+"""The explorer app: `explore()` and `Explorer`, which wires the components to the session and the jobs.
+
+Each component owns its widgets (`banner`, `controls`, `result`, `history`, `compare`, `sweep`,
+`export`); `Explorer` lays them out, runs generations in worker threads, and gives code and
+notebooks the verbs that do what the buttons do and wait for the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..audio import Clip
+from ..errors import InvalidParameters
+from ..explorer_session import Job, Session, Take
+from ..params import GenerationRequest
+from .banner import OfflineBanner
+from .compare import CompareTab, Comparison
+from .controls import MIN_SECONDS, Controls
+from .export import ExportTab
+from .history import HistoryTab
+from .render import clip_png
+from .result import ResultView
+from .sweep import SweepResult, SweepTab
+
+DEFAULT_ENDPOINT = "stable-audio-open"
+TAB_TITLES = ("Result", "History", "Compare", "Sweep", "Export")
+# The flat names that scripts and tests have always used for the widgets (``explorer.prompt``,
+# ``explorer.sweep_status``, ...), by the component that owns each one now: flat name -> its name there.
+# fmt: off
+_FLAT_NAMES = {
+    "controls": {name: name for name in (
+        "prompt", "negative_prompt", "duration", "steps", "guidance", "seed", "random_seed", "reuse_seed",
+        "generate_button", "cancel_button", "progress", "status", "message", "max_seconds",
+    )},
+    "offline_banner": {"banner": "widget"},
+    "result_view": {"result": "widget", "player": "player", "plot": "plot", "details": "details"},
+    "history_tab": {
+        "history": "clips", "history_buttons": "buttons", "history_message": "message",
+        "history_view": "view",
+    },
+    "compare_tab": {f"compare_{name}": name for name in ("a", "b", "button", "message", "view")},
+    "sweep_tab": {
+        "sweep_parameter": "parameter", "sweep_values": "values", "sweep_concurrency": "concurrency",
+        "sweep_button": "button", "sweep_cancel": "cancel_button", "sweep_status": "status",
+        "sweep_view": "view", "sweep_job": "job",
+    },
+    "export_tab": {f"export_{name}": name for name in ("folder", "button", "message")},
+}
+# fmt: on
+WIDGET_NAMES = {flat: (owner, name) for owner, names in _FLAT_NAMES.items() for flat, name in names.items()}
+
+
+def explore(endpoint_or_client: Any = None, *, name: str = DEFAULT_ENDPOINT, **options: Any) -> Explorer:
+    """An `Explorer` for an `Endpoint`, an `AudioClient`, or (None) the saved endpoint `name`.
+
+    With None, ``INFERENCE_URL``/``INFERENCE_API_KEY`` win when set (see `deploy.endpoint`); else the
+    endpoint `name` that a deployment served earlier. `options` go to `Explorer` (e.g. ``folder``).
+    """
+    if endpoint_or_client is None:
+        from ..deploy import endpoint
+
+        endpoint_or_client = endpoint(name)
+    return Explorer(endpoint_or_client, **options)
+
+
+def model_facts(client: Any) -> dict[str, Any]:
+    """What the endpoint's ``/v1/models`` says about its model (e.g. ``max_audio_seconds``, ``offline``)."""
+    models = client.models()
+    data = models.get("data") if isinstance(models, dict) else None
+    return data[0] if data and isinstance(data[0], dict) else {}
+
+
+def _client_of(endpoint_or_client: Any) -> Any:
+    """An `AudioClient` (or anything with ``generate``/``generate_many``) from an endpoint or client."""
+    if hasattr(endpoint_or_client, "generate"):
+        return endpoint_or_client
+    if hasattr(endpoint_or_client, "client"):
+        return endpoint_or_client.client()
+    raise TypeError(f"explore() needs an Endpoint or an AudioClient, not {type(endpoint_or_client).__name__}")
+
+
+class Explorer:
+    """The app. `widget` is what is displayed; `generate`, `sweep`, `compare` and `export` do what
+    the buttons do, wait, and return something a notebook shows.
+
+    The components are `offline_banner`, `controls`, `result_view`, `history_tab`, `compare_tab`,
+    `sweep_tab` and `export_tab`; their widgets keep their flat names too (``explorer.prompt``, see
+    `WIDGET_NAMES`).
+    `folder` is where saved clips, sweeps and exports go (default ``explorer-sessions/<time>``
+    under the working directory). `concurrency` is the sweep's default number of parallel requests.
+    """
+
+    def __init__(
+        self, endpoint_or_client: Any, *, folder: str | os.PathLike | None = None, concurrency: int = 2
+    ):
+        self.client = _client_of(endpoint_or_client)
+        self.session = Session()
+        self.folder = Path(folder or Path("explorer-sessions") / time.strftime("%Y%m%d-%H%M%S"))
+        self.model_facts: dict[str, Any] = {}
+        self.job: Job | None = None  # the running (or last) generation
+        self._last_generation_seconds: float | None = None
+        self._pngs: dict[int, bytes] = {}  # plots of takes, by number
+        self.offline_banner = OfflineBanner()
+        self.controls = Controls(
+            on_generate=self.start_generation, on_cancel=self.cancel, last_seed=self._last_seed
+        )
+        self.result_view = ResultView()
+        self.history_tab = HistoryTab(
+            self.session, folder=self.folder, png_of=self._png, on_load=self.load_into_controls
+        )
+        self.compare_tab = CompareTab(self.session)
+        self.sweep_tab = SweepTab(
+            self.client, self.session, folder=self.folder, base_request=self.controls.request,
+            on_takes=self._took, concurrency=concurrency,
+        )  # fmt: skip
+        self.export_tab = ExportTab(self.session, folder=self.folder)
+        pages = (self.result_view, self.history_tab, self.compare_tab, self.sweep_tab, self.export_tab)
+        self.tabs = widgets.Tab([page.widget for page in pages])
+        for index, title in enumerate(TAB_TITLES):
+            self.tabs.set_title(index, title)
+        self.widget = widgets.VBox([self.offline_banner.widget, self.controls.widget, self.tabs])
+        self.widget.add_class("flexaudio-explorer")
+        self.probe_job = Job(
+            lambda: model_facts(self.client), on_result=self._show_model, on_error=self._no_model_facts
+        )
+        self.probe_job.start()
+
+    # ----- the verbs, for code and notebooks -----------------------------------------------
+    def generate(
+        self, prompt: str | None = None, *, timeout: float | None = 600.0, **parameters: Any
+    ) -> Take:
+        """Make one clip as the Generate button does, wait for it, and return its `Take`.
+
+        `prompt` and `parameters` (``audio_end_in_s``, ``num_inference_steps``, ``guidance_scale``,
+        ``negative_prompt``, ``seed``; ``seed=None`` draws one) go into the controls first; the rest
+        keep their values. A take shows in a notebook as its player and details.
+        Raises `InvalidParameters` for a value the controls do not allow (also shown in the app),
+        `RuntimeError` while another generation runs, the client's `FlexAudioError` when the request
+        fails, `TimeoutError` after `timeout` seconds (it goes on: Cancel drops it) and
+        `concurrent.futures.CancelledError` when Cancel is pressed meanwhile.
+        """
+        if self.job is not None and self.job.running:
+            raise RuntimeError("a generation is already running: wait for it or cancel it first")
+        try:
+            self.controls.apply(prompt, **parameters)
+            request = self.controls.request()
+        except InvalidParameters as exc:
+            self.controls.refuse(exc)
+            raise
+        return self._launch(request).result(timeout)
+
+    def sweep(
+        self,
+        parameter: str | None = None,
+        values: str | list[float] | None = None,
+        *,
+        concurrency: int | None = None,
+        timeout: float | None = 600.0,
+    ) -> SweepResult:
+        """Run a sweep as the Run sweep button does (the controls give everything else), wait, return it.
+
+        `parameter` is ``guidance_scale``, ``num_inference_steps`` or ``seed``; `values` 2 to 8 of
+        them, as a list or ``"3, 7, 12"``; None keeps what the Sweep tab holds. The result shows as
+        the players and the grid. Raises like `generate` (`InvalidParameters` names what is allowed).
+        """
+        self.show_tab("Sweep")
+        return self.sweep_tab.run(parameter, values, concurrency).result(timeout)
+
+    def compare(self, a: int | Take | None = None, b: int | Take | None = None) -> Comparison:
+        """Show clips `a` and `b` side by side (numbers as in History; None: the Compare tab's picks).
+
+        Returns the `Comparison`, which a notebook shows as the tab does. Raises `ValueError` when a
+        number is not a clip of the session.
+        """
+        self.show_tab("Compare")
+        picks = self.compare_tab.a.value if a is None else a, self.compare_tab.b.value if b is None else b
+        return self.compare_tab.show(*picks)
+
+    def export(self, folder: str | os.PathLike | None = None) -> Path:
+        """Save the whole session (FLAC files + manifest.jsonl) in `folder`; return the manifest's path.
+
+        `folder` defaults to the Export tab's. Raises `ValueError` when there is no clip yet, and
+        `OSError` or `FlexAudioError` when writing fails (each also shown in the tab).
+        """
+        self.show_tab("Export")
+        return self.export_tab.export(folder)
+
+    # ----- generation (the Generate and Cancel buttons) ------------------------------------
+    def start_generation(self) -> Job | None:
+        """Start one generation and return at once (the Generate button); None if it cannot start."""
+        if self.job is not None and self.job.running:
+            return None
+        try:
+            request = self.controls.request()
+        except InvalidParameters as exc:
+            self.controls.refuse(exc)
+            return None
+        return self._launch(request)
+
+    def _launch(self, request: GenerationRequest) -> Job:
+        self.controls.started()
+        job = Job(
+            lambda: self._make(request),
+            on_result=lambda result: self._finished(job, *result),
+            on_error=lambda exc: self.controls.failed(exc, job.elapsed),
+            on_tick=lambda elapsed: self._tick(job, elapsed),
+        )
+        self.job = job
+        return job.start()
+
+    def _make(self, request: GenerationRequest) -> tuple[Clip, bytes]:
+        clip = self.client.generate(request)  # in the worker thread, and the plot too
+        return clip, clip_png(clip)
+
+    def _tick(self, job: Job, elapsed: float) -> None:
+        if job is self.job:
+            self.controls.tick(elapsed, self._last_generation_seconds)
+
+    def _finished(self, job: Job, clip: Clip, png: bytes) -> Take:
+        take = self.session.add(clip, "generate", click_to_audio=job.elapsed)
+        self._pngs[take.number] = png
+        self._last_generation_seconds = job.elapsed
+        self.result_view.show(take, png)
+        self._took([take], select=take.number)
+        self.tabs.selected_index = 0
+        self.controls.finished(take, job.elapsed)
+        return take
+
+    def cancel(self) -> None:
+        """Abandon the running generation's result (the endpoint may still finish it)."""
+        job = self.job
+        if job is None or not job.running:
+            return
+        job.cancel()
+        self.controls.cancelled(job.elapsed)
+
+    def cancel_sweep(self) -> None:
+        """Abandon the running sweep's results (clips already saved stay in its folder)."""
+        self.sweep_tab.cancel()
+
+    def wait(self, timeout: float | None = 600.0) -> bool:
+        """Wait for the running generation, sweep and endpoint check; False if one is still running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in (self.probe_job, self.job, self.sweep_tab.job):
+            if job is not None and not job.cancelled:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not job.wait(left):
+                    return False
+        return True
+
+    # ----- the controls and the session -----------------------------------------------------
+    def request(self) -> GenerationRequest:
+        """The request the controls describe (a random seed is drawn when "random" is ticked)."""
+        return self.controls.request()
+
+    def use_seed(self, seed: int | None) -> None:
+        """Put `seed` in the seed box and turn "random" off (the "Reuse last seed" button)."""
+        self.controls.use_seed(seed)
+
+    def load_into_controls(self, take: Take) -> None:
+        """Set every control from a take's request (its seed included)."""
+        self.controls.load(take)
+        self.history_tab.note(f"Clip #{take.number}'s parameters are in the controls.")
+
+    def show_tab(self, title: str) -> None:
+        """Bring a tab to the front by its title (one of `TAB_TITLES`, e.g. ``"Sweep"``)."""
+        if title not in TAB_TITLES:
+            raise ValueError(f"no tab {title!r}; the tabs are {', '.join(TAB_TITLES)}")
+        self.tabs.selected_index = TAB_TITLES.index(title)
+
+    def _last_seed(self) -> int | None:
+        takes = self.session.takes
+        return takes[-1].clip.seed if takes else None
+
+    def _took(self, takes: list[Take], select: int | None = None) -> None:
+        """New takes: list them in History and Compare, and say so if one came from an offline model."""
+        self.history_tab.refresh(select)
+        self.compare_tab.refresh()
+        self.controls.reuse_seed.disabled = not len(self.session)
+        if any(take.clip.offline for take in takes):
+            self.offline_banner.show()
+
+    def _png(self, take: Take) -> bytes:
+        if take.number not in self._pngs:
+            self._pngs[take.number] = clip_png(take.clip)
+        return self._pngs[take.number]
+
+    # ----- the endpoint --------------------------------------------------------------------
+    def _show_model(self, facts: dict[str, Any]) -> None:
+        self.model_facts = facts
+        reported = facts.get("max_audio_seconds")
+        if isinstance(reported, int | float) and reported >= MIN_SECONDS:
+            self.controls.limit_duration(reported)
+        if facts.get("offline"):
+            self.offline_banner.show()
+
+    def _no_model_facts(self, exc: BaseException) -> None:
+        # FlexServe endpoints need not offer /v1/models: keep the shared model's limits.
+        self.model_facts = {}
+
+    # ----- display, names, closing ---------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found the usual way: the widgets' flat names.
+        if name in WIDGET_NAMES:
+            component, attribute = WIDGET_NAMES[name]
+            return getattr(getattr(self, component), attribute)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *WIDGET_NAMES})
+
+    def close(self) -> None:
+        """Abandon running work and close the widgets."""
+        for job in (self.job, self.sweep_tab.job):
+            if job is not None:
+                job.cancel()
+        self.widget.close()

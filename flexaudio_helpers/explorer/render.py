@@ -1,0 +1,86 @@
+"""The explorer's HTML and pictures: error and note boxes, the offline banner, and figures as PNG.
+
+Plain functions returning strings and bytes, no widgets, so every component (and the results the
+verbs return to a notebook) shows messages and plots the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+from ..audio import Clip
+from ..errors import FlexAudioError, InvalidParameters
+
+PLOT_DPI = 90
+OFFLINE_BANNER = (
+    "<b>Offline model:</b> this endpoint runs the real Stable Audio pipeline with random weights, "
+    "so every clip is <b>noise, not music</b>. The controls, timings and plots are real; for real "
+    "audio, deploy on FlexAI or use a GPU machine with the Hugging Face weights."
+)
+# The controls' labels for the wire fields, so that errors name what the person sees.
+CONTROL_LABELS = {
+    "inputs": "Prompt",
+    "parameters.negative_prompt": "Negative prompt",
+    "parameters.audio_end_in_s": "Duration (s)",
+    "parameters.num_inference_steps": "Steps",
+    "parameters.guidance_scale": "Guidance",
+    "parameters.seed": "Seed",
+}
+
+
+def error_html(exc: BaseException) -> str:
+    """A short, readable message for the app (never a traceback)."""
+    label = CONTROL_LABELS.get(getattr(exc, "field", None) or "")
+    if isinstance(exc, InvalidParameters) and label and exc.allowed:
+        blank = exc.value is None or (isinstance(exc.value, str) and not exc.value.strip())
+        given = "empty" if blank else repr(exc.value)
+        text = f"{given} is not allowed; allowed: {exc.allowed}"
+        return box(f"<b>{html.escape(label)}:</b> {html.escape(text)}", "#fdecea", "#b71c1c")
+    if isinstance(exc, InvalidParameters):
+        kind = "Invalid parameters"
+    elif isinstance(exc, FlexAudioError):
+        kind = type(exc).__name__
+    else:
+        kind = f"Unexpected error ({type(exc).__name__})"
+    return box(f"<b>{html.escape(kind)}:</b> {html.escape(str(exc))}", "#fdecea", "#b71c1c")
+
+
+def box(content: str, background: str, colour: str) -> str:
+    """`content` (already HTML) in a coloured box."""
+    return (
+        f'<div style="background:{background};color:{colour};padding:6px 10px;border-radius:4px;'
+        f'white-space:pre-wrap">{content}</div>'
+    )
+
+
+def note_html(text: str) -> str:
+    """A blue box with plain `text` (escaped here)."""
+    return box(html.escape(text), "#e8f4fd", "#0d47a1")
+
+
+def offline_banner_html() -> str:
+    """The yellow "noise, not music" banner shown once an endpoint says it is offline."""
+    return box(OFFLINE_BANNER, "#fff3cd", "#664d03")
+
+
+def figure_png(figure: Any, dpi: int = PLOT_DPI) -> bytes:
+    """A matplotlib figure as PNG bytes (figures from `plots` are not pyplot's: nothing to close)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def clip_png(clip: Clip) -> bytes:
+    """The clip's waveform over its mel spectrogram (`plots.plot_clip`), as PNG bytes."""
+    from ..plots import plot_clip  # imported on use: matplotlib loads slowly
+
+    return figure_png(plot_clip(clip))
+
+
+def image_html(png: bytes) -> str:
+    """PNG bytes as an inline ``<img>``, for the HTML that the verbs' results show in a notebook."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" style="max-width:100%"/>'
