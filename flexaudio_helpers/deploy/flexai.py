@@ -30,6 +30,7 @@ from .flexai_checks import (
     GONE,
     GONE_STATUSES,
     STOPPED_STATUSES,
+    TARGET,
     EndpointStillRunning,
     endpoint_state,
     run_and_confirm,
@@ -46,7 +47,6 @@ from .flexai_output import (
 )
 from .redact import mask_json, strip_ansi
 
-TARGET = "flexai"
 LOGS_TIMEOUT = 30.0
 
 __all__ = ["EndpointStillRunning", "FlexAIDeployment"]
