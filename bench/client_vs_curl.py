@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,39 +25,32 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.deploy.server_process import (
+    ServerNotReady,
+    free_port,
+    server_command,
+    server_environment,
+    server_url,
+    start_healthy_child,
+    stop_child,
+)
 from flexaudio_helpers.params import GenerationRequest
-from flexaudio_helpers.protocol import GENERATION_SECONDS_HEADER, HEALTH_ROUTE, QUEUE_SECONDS_HEADER
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from flexaudio_helpers.protocol import GENERATION_SECONDS_HEADER, QUEUE_SECONDS_HEADER
 
 
 def start_endpoint(folder: Path, api_key: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "FLEXAUDIO_API_KEY": api_key, "FLEXAUDIO_STATE_DIR": str(folder / "state")}
-    command = [sys.executable, "-m", "flexaudio_helpers.serving", "--model", "offline", "--port", str(port)]
-    with open(folder / "server.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the endpoint exited early:\n{(folder / 'server.log').read_text()}")
-        try:
-            if httpx.get(url + HEALTH_ROUTE, timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    sys.exit("the endpoint did not start within 180 s")
+    env = server_environment(api_key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
+    log_path = folder / "server.log"
+    url = server_url(port)
+    try:
+        return start_healthy_child(server_command("offline", port), env, log_path, url, timeout=180), url
+    except ServerNotReady as exc:
+        sys.exit(str(exc))
 
 
 def server_seconds(headers: dict[str, str]) -> float:
@@ -130,8 +121,7 @@ def main() -> None:
                 print(f"{round_ + 1:>5} {cw:>12.3f} {uw:>10.3f} {cw - cs:>11.4f} {uw - us:>9.4f}")
             client.close()
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_child(process)
 
     client_wall, curl_wall, client_overhead, curl_overhead = (
         statistics.median(column) for column in zip(*rows, strict=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -37,6 +36,14 @@ import httpx
 import psutil
 
 from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.deploy.server_process import (
+    free_port,
+    server_command,
+    server_environment,
+    server_url,
+    start_healthy_child,
+    stop_child,
+)
 from flexaudio_helpers.protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
@@ -61,41 +68,18 @@ class Endpoint:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process)
 
 
 def start_endpoint(folder: Path, *, max_waiting: int, port: int = 0, timeout: float = 180) -> Endpoint:
     """``python -m flexaudio_helpers.serving --model offline`` on 127.0.0.1; returns once /health answers."""
-    if not port:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = port or free_port()
     key = f"load-key-{secrets.token_hex(8)}"
-    env = {**os.environ, "FLEXAUDIO_API_KEY": key, "FLEXAUDIO_STATE_DIR": str(folder / "state")}
+    env = server_environment(key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
     log_path = folder / f"endpoint-{port}.log"
-    command = [sys.executable, "-m", "flexaudio_helpers.serving", "--model", "offline", "--port", str(port)]
-    command += ["--max-waiting", str(max_waiting)]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = Endpoint(f"http://127.0.0.1:{port}", key, process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the endpoint exited early:\n{endpoint.log()}")
-        try:
-            if httpx.get(endpoint.url + HEALTH_ROUTE, timeout=1).status_code == 200:
-                return endpoint
-        except httpx.TransportError:
-            time.sleep(0.2)
-    endpoint.stop()
-    raise RuntimeError(f"the endpoint was not ready after {timeout} s:\n{endpoint.log()}")
+    command = server_command("offline", port, "--max-waiting", str(max_waiting))
+    process = start_healthy_child(command, env, log_path, server_url(port), timeout=timeout)
+    return Endpoint(server_url(port), key, process, log_path)
 
 
 @dataclass

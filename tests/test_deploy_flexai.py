@@ -27,7 +27,8 @@ from flexaudio_helpers.deploy import (
     remember_endpoint,
     store,
 )
-from flexaudio_helpers.deploy.flexai import INSTALL_COMMAND, subcommands, table_has
+from flexaudio_helpers.deploy.flexai_cli import INSTALL_COMMAND
+from flexaudio_helpers.deploy.flexai_output import subcommands, table_has
 from flexaudio_helpers.deploy.redact import find_api_key
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,

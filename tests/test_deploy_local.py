@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from flexaudio_helpers.deploy import LocalDeployment, connect, endpoint, store
-from flexaudio_helpers.deploy.local import MODEL_ENV, STOP_GRACE_SECONDS, choose_model
+from flexaudio_helpers.deploy import LocalDeployment, clean_up, connect, endpoint, server_process, store
+from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
+from flexaudio_helpers.deploy.server_process import STOP_GRACE_SECONDS
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
 
@@ -140,6 +141,19 @@ def test_a_server_that_cannot_start_fails_with_its_logs(local, monkeypatch):
     with pytest.raises(EndpointUnavailable, match="no longer running"):
         local.endpoint("broken")
     local.stop("broken")
+
+
+def test_clean_up_on_this_machine_stops_the_recorded_server_once(local):
+    """Notebook 07 with the local target: the recorded process is ended; a second clean-up says so."""
+    recorded = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server_process.record("sa", pid=recorded.pid, url="http://127.0.0.1:9", model="offline", port=9)
+        assert clean_up(local, "sa") == ["Stopped the local server sa."]
+        assert recorded.wait(timeout=30) is not None and store.load_record("local", "sa") is None
+        assert clean_up(local, "sa") == ["No local server sa was running."]
+    finally:
+        recorded.kill()
+        recorded.wait()
 
 
 def test_local_secret_is_private_and_never_shown(local, capfd):

@@ -8,14 +8,24 @@ parsers are tested on their own with text shaped like the CLI's.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 from flexai_stand_in import SCENARIOS
 from test_deploy_flexai import StandIn, fast, install_stand_in
 
-from flexaudio_helpers.deploy import FlexAIDeployment, LocalDeployment, connect, store
-from flexaudio_helpers.deploy.flexai import EndpointStillRunning, non_interactive_flag, table_lookup
+from flexaudio_helpers.deploy import (
+    FlexAIDeployment,
+    LocalDeployment,
+    clean_up,
+    connect,
+    server_process,
+    store,
+)
+from flexaudio_helpers.deploy.flexai_checks import EndpointStillRunning
+from flexaudio_helpers.deploy.flexai_output import non_interactive_flag, table_lookup
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CommandFailed,
@@ -116,6 +126,48 @@ def test_delete_accepts_a_terminal_deleting_state(flexai):
     deployment.delete(NAME)
     assert flexai.state()["endpoints"][NAME]["deleting"] >= 1  # still listed, as deleting
     assert not store.load_record("flexai", NAME)
+
+
+def sleeper() -> subprocess.Popen:
+    """A real process to record as a local server (a model would only slow the test down)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+
+def test_clean_up_deletes_on_flexai_and_stops_a_recorded_local_server(flexai, capfd):
+    """Notebook 07 on FlexAI: the endpoint is deleted, and notebook 06's local server is stopped."""
+    deployment = served(flexai)
+    local_server = sleeper()
+    try:
+        server_process.record(NAME, pid=local_server.pid, url="http://127.0.0.1:9", model="offline", port=9)
+        done = clean_up(deployment, NAME)
+        assert done == [
+            f"Deleted {NAME} on FlexAI.",
+            f"Stopped the local server {NAME} too (started here, e.g. by notebook 06).",
+        ]
+        assert NAME not in flexai.state()["endpoints"] and not store.load_record("flexai", NAME)
+        assert local_server.wait(timeout=30) is not None and not server_process.recorded(NAME)
+        assert "$ flexai inference delete" in capfd.readouterr().out  # each CLI step shows its command
+    finally:
+        local_server.kill()
+        local_server.wait()
+
+
+def test_clean_up_scales_to_zero_without_delete_and_touches_no_local_server(flexai):
+    """cobra_missing_verbs: no delete, so scale to zero; no local server recorded, so none is stopped."""
+    deployment = served(flexai, "cobra_missing_verbs")
+    assert clean_up(deployment, NAME) == [
+        f"Scaled {NAME} to zero on FlexAI (this CLI cannot delete it); its API key stays saved."
+    ]
+    assert flexai.state()["endpoints"][NAME]["replicas"] == [0, 1]
+    assert store.load_record("flexai", NAME)["api_key"]
+
+
+def test_clean_up_says_when_delete_left_the_endpoint_running(flexai):
+    """delete_prompts_without_flag: delete exits 0 but nothing happens: reported, key kept."""
+    deployment = served(flexai, "delete_prompts_without_flag")
+    done = clean_up(deployment, NAME)
+    assert done == [f"{NAME} is STILL RUNNING on FlexAI, and billed: see the message above."]
+    assert store.load_record("flexai", NAME)["api_key"]
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,14 @@
     deployment.serve("stable-audio-open", hf_token_secret="MY_HF_TOKEN")
     endpoint = deployment.wait_until_ready("stable-audio-open")
 
-A later notebook finds the endpoint again with ``endpoint("stable-audio-open")``.
+A later notebook finds the endpoint again with ``endpoint("stable-audio-open")``, and the last one
+stops it with ``clean_up(deployment, "stable-audio-open")``.
 
-- `base`: the `Deployment` interface; `endpoint`: `Endpoint` and `EndpointInfo`.
-- `flexai`: the ``flexai`` CLI wrapper; `local`: our endpoint as a background process.
+- `base`: the `Deployment` interface (and the `serve` preamble); `endpoint`: `Endpoint`, `EndpointInfo`.
+- `flexai`: the FlexAI verbs; `flexai_cli`: running the ``flexai`` CLI; `flexai_output`: reading it.
+- `local`: the local verbs and model choice; `server_process`: the server process (start detached,
+  /health, terminate, free port, registry), shared with the tests and benchmarks.
+- `cleanup`: `clean_up`, stopping what the chosen target runs plus a recorded local server.
 - `store`: saved endpoints (mode 0600) and the INFERENCE_URL/INFERENCE_API_KEY override.
 - `readiness`: polling until running, then one real request; `redact`: masking secrets.
 """
@@ -20,8 +24,10 @@ import os
 
 from ..errors import InvalidParameters
 from .base import Deployment
+from .cleanup import clean_up
 from .endpoint import Endpoint, EndpointInfo
-from .flexai import INSTALL_COMMAND, LOGIN_COMMAND, FlexAIDeployment, find_cli
+from .flexai import FlexAIDeployment
+from .flexai_cli import INSTALL_COMMAND, LOGIN_COMMAND, find_cli
 from .local import MODEL_ENV, LocalDeployment
 from .store import find_endpoint, remember_endpoint
 
@@ -36,6 +42,7 @@ __all__ = [
     "EndpointInfo",
     "FlexAIDeployment",
     "LocalDeployment",
+    "clean_up",
     "connect",
     "endpoint",
     "remember_endpoint",

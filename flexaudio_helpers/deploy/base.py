@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from abc import ABC, abstractmethod
+from typing import Any
 
 from tqdm.std import tqdm
 
@@ -25,6 +26,8 @@ class Deployment(ABC):
     """A place to serve Stable Audio Open: FlexAI's cloud or this machine."""
 
     target: str = ""
+    #: What `serve` does on this target, for the message shown when INFERENCE_URL overrides it.
+    serve_verb: str = "serve"
     #: Why `connect()` chose this target, in one sentence (notebooks print it).
     reason: str = ""
     #: Seconds between status polls in `wait_until_ready`.
@@ -42,15 +45,34 @@ class Deployment(ABC):
     def secret_exists(self, name: str) -> bool:
         """True when a secret called `name` is stored."""
 
-    @abstractmethod
     def serve(
         self,
         name: str,
         model: str = MODEL_ID,
         task: str = "text-to-audio",
         hf_token_secret: str | None = None,
+        **options: Any,
     ) -> Endpoint:
-        """Start serving `model` as endpoint `name` (returns before it is ready)."""
+        """Start serving `model` as endpoint `name` (returns before it is ready: `wait_until_ready`).
+
+        INFERENCE_URL, when set, wins: its endpoint is returned and nothing is started. `options`
+        are the target's own (local: ``port``; FlexAI: ``runtime``).
+        """
+        overridden = store.endpoint_from_env(name)
+        if overridden:
+            print(
+                f"{store.URL_ENV} is set: using that endpoint, not serving {name!r} "
+                f"(unset it to {self.serve_verb})."
+            )
+            return overridden
+        store.check_name(name)
+        return self._serve(name, model, task, hf_token_secret, **options)
+
+    @abstractmethod
+    def _serve(
+        self, name: str, model: str, task: str, hf_token_secret: str | None, **options: Any
+    ) -> Endpoint:
+        """Start serving a checked `name` (the target's own work behind `serve`)."""
 
     @abstractmethod
     def inspect(self, name: str) -> EndpointInfo:

@@ -1,11 +1,12 @@
-"""The local target: the same verbs, served by our own endpoint on this machine.
+"""The local target: the same verbs, served by our own endpoint on this machine, and the choice of
+model it serves (the real one when it can run here, else the offline model).
 
 ``serve`` starts ``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N``
 fully detached: a tiny launcher starts it in a new session and exits at once, so no kernel is
 ever its parent (it outlives the notebook's kernel, and later notebooks reuse it). The API key
 goes to it in an environment variable, never on the command line; the process id, its start
 time and the port are saved with the key (mode 0600), so ``stop`` ends exactly that process,
-from any kernel.
+from any kernel. Starting, health checks and ending the process live in `server_process`.
 """
 
 from __future__ import annotations
@@ -15,43 +16,23 @@ import importlib.util
 import os
 import secrets
 import shlex
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
-from ..params import MODEL_ID
-from ..protocol import HEALTH_ROUTE
 from ..state import fresh_private_file, read_log, read_private, state_dir, state_lock, write_private
-from . import store
+from . import server_process, store
 from .base import Deployment
 from .endpoint import Endpoint, EndpointInfo
 from .redact import mask_json
+from .server_process import API_KEY_ENV
 
-SERVER_MODULE = "flexaudio_helpers.serving"
-API_KEY_ENV = "FLEXAUDIO_API_KEY"  # what the server reads (see serving/__main__.py)
 MODEL_ENV = "FLEXAUDIO_MODEL"
 OFFLINE = "offline"
-HOST = "127.0.0.1"
-STOP_GRACE_SECONDS = 15.0
-LAUNCH_TIMEOUT_SECONDS = 60.0
 LOG_LINES = 200
-# Run as `python -c LAUNCHER server-command...`: starts the server in its own session, with its
-# output on the launcher's stderr (the log file), prints its pid and exits. The server is then
-# nobody's child here: a kernel that started it and stays alive can never hold it as a zombie.
-LAUNCHER = (
-    "import subprocess, sys\n"
-    "server = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=2, stderr=2,"
-    " start_new_session=True)\n"
-    "print(server.pid)"
-)
 
 
 @dataclass(frozen=True)
@@ -150,34 +131,10 @@ def offline_banner(why: str) -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def _process(record: dict[str, Any] | None):
-    """The live server process of a record, or None (gone, a zombie, or the pid now reused)."""
-    import psutil
-
-    if not record or not record.get("pid"):
-        return None
-    try:
-        process = psutil.Process(int(record["pid"]))
-        if abs(process.create_time() - float(record.get("create_time", 0))) > 1.0:
-            return None  # the pid belongs to another, newer process
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    return process
-
-
 class LocalDeployment(Deployment):
     """Serve on this machine with ``python -m flexaudio_helpers.serving`` (needs the ``local`` extra)."""
 
-    target = "local"
+    target = server_process.REGISTRY_TARGET
     poll_interval = 0.5
     confirm_timeout = 300.0
 
@@ -214,21 +171,13 @@ class LocalDeployment(Deployment):
 
     # -- endpoints --------------------------------------------------------------------------
 
-    def serve(
-        self,
-        name: str,
-        model: str = MODEL_ID,
-        task: str = "text-to-audio",
-        hf_token_secret: str | None = None,
-        *,
-        port: int | None = None,
+    def _serve(
+        self, name: str, model: str, task: str, hf_token_secret: str | None, *, port: int | None = None
     ) -> Endpoint:
-        """Start the local endpoint in the background (a live one serving the same model is reused)."""
-        overridden = store.endpoint_from_env(name)
-        if overridden:
-            print(f"{store.URL_ENV} is set: using that endpoint, not serving {name!r} (unset it to serve).")
-            return overridden
-        store.check_name(name)
+        """Start the local endpoint in the background (a live one serving the same model is reused).
+
+        `port`: where it listens (default: a free one).
+        """
         if task != "text-to-audio":
             raise InvalidParameters(
                 f"task {task!r} is not served here", field="task", value=task, allowed="text-to-audio"
@@ -243,17 +192,17 @@ class LocalDeployment(Deployment):
             return self._serve_locked(name, choice, token, port)
 
     def _serve_locked(self, name: str, choice: ModelChoice, token: str | None, port: int | None) -> Endpoint:
-        record = store.load_record(self.target, name)
-        if _process(record):
+        record = server_process.recorded(name)
+        if server_process.running(record):
             if record.get("model") == choice.model:
                 print(f"{name} is already running here ({choice.model}, pid {record['pid']}): reusing it.")
                 return store.endpoint_from_record(record)
             print(f"{name} serves {record.get('model')}, not {choice.model}: replacing it.")
-            self._terminate(record)
+            server_process.end_recorded(record)
         elif record:
             print(f"The saved {name} server (pid {record.get('pid')}) is gone: starting a new one.")
-        store.remove_record(self.target, name)
-        return self._start(name, choice, token, port or free_port())
+        server_process.forget(name)
+        return self._start(name, choice, token, port or server_process.free_port())
 
     def _check_installed(self) -> None:
         needed = ("torch", "diffusers", "uvicorn", "psutil")
@@ -264,57 +213,34 @@ class LocalDeployment(Deployment):
             )
 
     def _start(self, name: str, choice: ModelChoice, token: str | None, port: int) -> Endpoint:
-        import psutil
-
-        arguments = ["-m", SERVER_MODULE, "--task", "text-to-audio", "--model", choice.model]
-        arguments += ["--port", str(port)]
+        command = server_process.server_command(choice.model, port, task="text-to-audio", python=self.python)
         # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
         api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(32)
-        environment = {**os.environ, API_KEY_ENV: api_key, "PYTHONUNBUFFERED": "1"}
+        environment = server_process.server_environment(api_key, PYTHONUNBUFFERED="1")
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
         log_path = self.log_path(name)
         if self.echo:
-            shown = shlex.join(["python", *arguments])
+            shown = shlex.join(["python", *command[1:]])
             print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
         with fresh_private_file(log_path) as log:  # 0600, never through a planted symlink
-            pid = self._launch([self.python, *arguments], environment, log, log_path)
-        record = store.save_record(
-            self.target,
+            pid = server_process.launch_detached(command, environment, log, log_path)
+        record = server_process.record(
             name,
-            url=f"http://{HOST}:{port}",
+            pid=pid,
+            url=server_process.server_url(port),
             api_key=api_key,
             model=choice.model,
             offline=choice.offline,
-            pid=pid,
-            create_time=psutil.Process(pid).create_time(),
             port=port,
             log=str(log_path),
         )
         return store.endpoint_from_record(record)
 
-    def _launch(self, command: list[str], environment: dict[str, str], log: Any, log_path: Path) -> int:
-        """Start `command` detached through `LAUNCHER`, its output in `log`; return the server's pid."""
-        launcher = subprocess.run(
-            [self.python, "-c", LAUNCHER, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=environment,
-            timeout=LAUNCH_TIMEOUT_SECONDS,
-            check=False,
-        )
-        pid = launcher.stdout.decode(errors="replace").strip()
-        if launcher.returncode != 0 or not pid.isdigit():
-            raise DeploymentError(
-                f"could not start the local server (launcher exit {launcher.returncode}); see {log_path}"
-            )
-        return int(pid)
-
     def endpoint(self, name: str) -> Endpoint:
         """The saved endpoint, if its server is still running (else a clear error)."""
         found = super().endpoint(name)
-        if found.target == self.target and not _process(store.load_record(self.target, name)):
+        if found.target == self.target and not server_process.running(server_process.recorded(name)):
             raise EndpointUnavailable(
                 f"the local endpoint {name!r} is no longer running: serve it again "
                 f"(deployment.serve({name!r}, ...))"
@@ -327,10 +253,10 @@ class LocalDeployment(Deployment):
 
     def inspect(self, name: str) -> EndpointInfo:
         """``running`` (answers /health), ``starting`` (process up, model loading) or ``stopped``."""
-        record = store.load_record(self.target, name)
+        record = server_process.recorded(name)
         status = "stopped"
-        if _process(record):
-            status = "running" if self._healthy(record["url"]) else "starting"
+        if server_process.running(record):
+            status = "running" if server_process.is_healthy(record["url"]) else "starting"
         raw = {**mask_json(_readable_times(record or {"name": name})), "status": status}
         return EndpointInfo(
             name=name,
@@ -339,13 +265,6 @@ class LocalDeployment(Deployment):
             target=self.target,
             raw=raw,
         )
-
-    @staticmethod
-    def _healthy(url: str) -> bool:
-        try:
-            return httpx.get(url + HEALTH_ROUTE, timeout=2.0).status_code == 200
-        except httpx.TransportError:
-            return False
 
     def logs(self, name: str, lines: int = LOG_LINES) -> str:
         """The last `lines` lines of the server's output."""
@@ -361,40 +280,16 @@ class LocalDeployment(Deployment):
             self._stop_locked(name)
 
     def _stop_locked(self, name: str) -> None:
-        record = store.load_record(self.target, name)
-        if _process(record):
-            self._terminate(record)
+        record = server_process.recorded(name)
+        if server_process.end_recorded(record):
             print(f"Stopped {name} (pid {record['pid']}).")
         elif self.echo:
             print(f"{name} is not running here.")
-        store.remove_record(self.target, name)
+        server_process.forget(name)
 
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""
         self.stop(name)
-
-    @staticmethod
-    def _terminate(record: dict[str, Any]) -> None:
-        """SIGTERM, then SIGKILL after a grace period. An exited server counts as stopped even while
-        it waits, as a zombie, for whichever process is its parent to collect it."""
-        import psutil
-
-        process = _process(record)
-        if process is None:
-            return
-        for send in (process.terminate, process.kill):
-            try:
-                send()
-            except psutil.NoSuchProcess:
-                return
-            except psutil.Error as exc:
-                raise DeploymentError(f"could not stop the local server (pid {process.pid}): {exc}") from None
-            if _has_exited(process, STOP_GRACE_SECONDS):
-                return
-        raise DeploymentError(
-            f"the local server (pid {process.pid}) did not stop within {2 * STOP_GRACE_SECONDS:.0f} s "
-            f"of SIGTERM and SIGKILL; end it yourself (kill -9 {process.pid}) and stop again"
-        )
 
 
 def _readable_times(record: dict[str, Any]) -> dict[str, Any]:
@@ -405,19 +300,3 @@ def _readable_times(record: dict[str, Any]) -> dict[str, Any]:
             moment = datetime.fromtimestamp(readable[key]).astimezone()
             readable[key] = moment.isoformat(sep=" ", timespec="seconds")
     return readable
-
-
-def _has_exited(process: Any, timeout: float) -> bool:
-    """True once `process` is gone or a zombie (exited, not yet collected), within `timeout` seconds."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
