@@ -24,6 +24,7 @@ _PUBLIC = {
     "connect": "deploy",
     "endpoint": "deploy",
     "LocalDeployment": "deploy",
+    "clean_up": "deploy",
     "remember_endpoint": "deploy",
     "choose_model": "deploy.local",
     "huggingface_login": "deploy.local",
@@ -50,8 +51,6 @@ _PUBLIC = {
     # errors a notebook catches
     "FlexAudioError": "errors",
     "InvalidParameters": "errors",
-    "UnsupportedCommand": "errors",
-    "EndpointStillRunning": "deploy.flexai",
     # the tutorial's shared examples and steps
     "tour": "",
 }
@@ -78,10 +77,9 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .audio import Clip
     from .cli import shell_command
     from .client import AudioClient
-    from .deploy import LocalDeployment, connect, endpoint, remember_endpoint
-    from .deploy.flexai import EndpointStillRunning
+    from .deploy import LocalDeployment, clean_up, connect, endpoint, remember_endpoint
     from .deploy.local import choose_model, huggingface_login
-    from .errors import FlexAudioError, InvalidParameters, UnsupportedCommand
+    from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
