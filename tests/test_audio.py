@@ -17,10 +17,11 @@ import pytest
 import soundfile as sf
 from IPython.display import Audio
 
-from flexaudio_helpers.audio import OFFLINE_FACT, Clip, decode_audio, measure, sniff_format
+from flexaudio_helpers.audio import OFFLINE_FACT, Clip, decode_audio, measure
 from flexaudio_helpers.errors import FlexAudioError, InvalidAudioResponse
+from flexaudio_helpers.files import TEMPORARY_SUFFIX
 from flexaudio_helpers.params import GenerationRequest
-from flexaudio_helpers.protocol import GENERATIONS_ROUTE
+from flexaudio_helpers.protocol import GENERATIONS_ROUTE, sniff_format
 
 RATE = 44_100
 PCM16_STEP = 1 / 32768
@@ -52,7 +53,7 @@ REQUEST = GenerationRequest.build(
 
 
 def leftovers(folder) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if name.endswith(".part"))
+    return sorted(name for name in os.listdir(folder) if name.endswith(TEMPORARY_SUFFIX))
 
 
 # ----- files ---------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from flexaudio_helpers.deploy import (
     store,
 )
 from flexaudio_helpers.deploy.flexai import INSTALL_COMMAND, subcommands, table_has
-from flexaudio_helpers.deploy.redact import find_api_key
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CLINotFound,
@@ -38,6 +37,7 @@ from flexaudio_helpers.errors import (
     NotLoggedIn,
     UnsupportedCommand,
 )
+from flexaudio_helpers.redact import find_api_key
 
 STAND_IN = Path(__file__).with_name("flexai_stand_in.py")
 HF_TOKEN = "hf_StandInTokenValue1234567890"

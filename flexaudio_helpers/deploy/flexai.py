@@ -41,12 +41,12 @@ from ..errors import (
     UnsupportedCommand,
 )
 from ..params import MODEL_ID
+from ..redact import TABLE_BARS, find_api_key, mask_json, mask_text, mask_tokens, strip_ansi
 from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
 from .endpoint import Endpoint, EndpointInfo
 from .readiness import format_elapsed
-from .redact import TABLE_BARS, find_api_key, mask_json, mask_text, mask_tokens, strip_ansi
 
 INSTALL_COMMAND = "curl -fsSL https://cli.flex.ai/install.sh | sh"
 LOGIN_COMMAND = "flexai auth login"

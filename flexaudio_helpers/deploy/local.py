@@ -27,16 +27,16 @@ from typing import Any
 import httpx
 
 from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
+from ..files import read_log, read_private
 from ..params import MODEL_ID
-from ..protocol import HEALTH_ROUTE
-from ..state import fresh_private_file, read_log, read_private, state_dir, state_lock, write_private
+from ..protocol import HEALTH_ROUTE, LOCAL_SERVER_KEY_ENV
+from ..redact import mask_json
+from ..state import fresh_private_file, state_dir, state_lock, write_private
 from . import store
 from .base import Deployment
 from .endpoint import Endpoint, EndpointInfo
-from .redact import mask_json
 
 SERVER_MODULE = "flexaudio_helpers.serving"
-API_KEY_ENV = "FLEXAUDIO_API_KEY"  # what the server reads (see serving/__main__.py)
 MODEL_ENV = "FLEXAUDIO_MODEL"
 OFFLINE = "offline"
 HOST = "127.0.0.1"
@@ -269,14 +269,15 @@ class LocalDeployment(Deployment):
         arguments = ["-m", SERVER_MODULE, "--task", "text-to-audio", "--model", choice.model]
         arguments += ["--port", str(port)]
         # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
-        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(32)
-        environment = {**os.environ, API_KEY_ENV: api_key, "PYTHONUNBUFFERED": "1"}
+        api_key = os.environ.get(LOCAL_SERVER_KEY_ENV) or secrets.token_urlsafe(32)
+        environment = {**os.environ, LOCAL_SERVER_KEY_ENV: api_key, "PYTHONUNBUFFERED": "1"}
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
         log_path = self.log_path(name)
         if self.echo:
             shown = shlex.join(["python", *arguments])
-            print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
+            key_note = f"API key in ${LOCAL_SERVER_KEY_ENV}, not on the command line"
+            print(f"$ {shown}  # {key_note}; output in {log_path}")
         with fresh_private_file(log_path) as log:  # 0600, never through a planted symlink
             pid = self._launch([self.python, *arguments], environment, log, log_path)
         record = store.save_record(
