@@ -18,7 +18,7 @@ import pytest
 from fault_server import FaultServer, cut, reset, stall
 
 from flexaudio_helpers.audio import Clip
-from flexaudio_helpers.client import AudioClient, normalise_url
+from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import (
     EndpointNotConfigured,
     EndpointUnavailable,
@@ -26,6 +26,7 @@ from flexaudio_helpers.errors import (
     InvalidParameters,
 )
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.urls import normalise_url
 
 KEY = f"sk-fault-{secrets.token_hex(16)}"
 CHEAP = {"audio_end_in_s": 1.0, "num_inference_steps": 2}

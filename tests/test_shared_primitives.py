@@ -1,5 +1,6 @@
 """The shared primitives on their own: redaction, manifest lines, settings, files and the one
-status -> typed error map (as deploy's readiness check uses it). No socket, no server."""
+status -> typed error map (also as deploy's readiness check uses it). No socket, no server:
+HTTP goes through ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import pytest
 
 from flexaudio_helpers.batch import MANIFEST_NAME, ManifestLine, write_manifest
 from flexaudio_helpers.deploy import store
+from flexaudio_helpers.deploy.endpoint import Endpoint
+from flexaudio_helpers.deploy.readiness import confirm_endpoint
 from flexaudio_helpers.errors import (
     AuthenticationError,
     EndpointNotFound,
+    FlexAudioError,
     GenerationFailed,
     HTTPError,
+    InvalidAudioResponse,
     InvalidParameters,
 )
 from flexaudio_helpers.files import PRIVATE, TEMPORARY_SUFFIX, atomic_writer, write_atomic
@@ -170,3 +175,42 @@ def test_the_map_masks_what_the_server_echoed_and_adds_the_callers_advice():
 def test_http_errors_declare_their_fields_on_the_class():
     assert {"status_code", "server_message"} <= set(HTTPError.__annotations__)
     assert HTTPError("x").status_code is None and InvalidParameters("x").server_message is None
+
+
+# ----- the same map in deploy's readiness check ----------------------------------------------
+def _confirm(*answers: httpx.Response) -> tuple[float | Exception, int]:
+    """Run `confirm_endpoint` against scripted answers; return its result (or error) and requests."""
+    script = list(answers)
+    sent = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return script.pop(0)
+
+    endpoint = Endpoint(name="demo", url="https://demo.example", api_key=KEY)
+    try:
+        result = confirm_endpoint(
+            endpoint, timeout=30, interval=0, show=lambda _: None, transport=httpx.MockTransport(answer)
+        )
+    except FlexAudioError as exc:
+        result = exc
+    return result, len(sent)
+
+
+def test_readiness_retries_a_loading_endpoint_then_accepts_audio_by_its_magic_bytes():
+    wave = b"RIFF\x24\x00\x00\x00WAVEfmt "
+    result, sent = _confirm(httpx.Response(503), httpx.Response(429), httpx.Response(200, content=wave))
+    assert isinstance(result, float) and sent == 3
+
+
+def test_readiness_raises_the_clients_typed_errors_without_the_key():
+    refused, sent = _confirm(httpx.Response(401, json={"error": {"message": f"bad key {KEY}"}}))
+    assert isinstance(refused, AuthenticationError) and refused.status_code == 401 and sent == 1
+    assert KEY not in str(refused) and "'demo'" in str(refused)
+    missing, _ = _confirm(httpx.Response(404, text="Not Found"))
+    assert isinstance(missing, EndpointNotFound) and missing.status_code == 404
+    rejected, _ = _confirm(httpx.Response(422, json={"detail": "no"}))
+    assert isinstance(rejected, InvalidParameters) and rejected.status_code == 422
+    # A RIFF file that is not WAVE is no audio (the check it used to lack).
+    not_audio, _ = _confirm(httpx.Response(200, content=b"RIFF\x24\x00\x00\x00AVI LIST"))
+    assert isinstance(not_audio, InvalidAudioResponse)

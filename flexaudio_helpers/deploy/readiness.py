@@ -123,7 +123,12 @@ def last_log_lines(logs: Callable[[], str], count: int = LOG_LINES_IN_ERRORS) ->
 
 
 def confirm_endpoint(
-    endpoint: Endpoint, *, timeout: float, interval: float, show: Callable[[str], None]
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    interval: float,
+    show: Callable[[str], None],
+    transport: httpx.BaseTransport | None = None,
 ) -> float:
     """Send one small generation until it returns audio; return the seconds it took.
 
@@ -134,12 +139,13 @@ def confirm_endpoint(
 
     Note: this is a plain httpx POST rather than `AudioClient` so that its retry window
     (minutes, while a model loads) stays separate from the client's per-request retries.
+    `transport` is handed to ``httpx.Client`` (tests pass an ``httpx.MockTransport``).
     """
     url = endpoint.require_url().rstrip("/") + GENERATIONS_ROUTE
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     started = time.monotonic()
     last_problem = "no answer yet"
-    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0)) as http:
+    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0), transport=transport) as http:
         while time.monotonic() - started < timeout:
             show("confirming with a 1 s test generation")
             try:
