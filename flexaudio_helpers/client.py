@@ -33,7 +33,6 @@ from .errors import (
     EndpointNotConfigured,
     GenerationFailed,
     GenerationTimeout,
-    ResponseTooLarge,
 )
 from .files import write_atomic as write_text_atomic  # noqa: F401  (see below)
 from .inputs import as_request
@@ -48,14 +47,7 @@ from .protocol import (
     QUEUE_SECONDS_HEADER,
 )
 from .redact import display_url, mask_echoed
-from .responses import (
-    MAX_ERROR_BYTES,
-    body_chunks,
-    error_for_response,
-    header_number,
-    seed_header,
-    server_error,
-)
+from .responses import error_for_response, header_number, read_bounded, seed_header, server_error
 from .retry import RetryPolicy
 from .settings import resolve
 from .urls import INSPECT_HINT, join_route, normalise_url, not_found_advice
@@ -70,6 +62,8 @@ MAX_RESPONSE_BYTES = 64 * 2**20
 # Decoded samples (all channels) allowed in an answer: twice the model's longest clip at 48 kHz.
 MAX_DECODED_SAMPLES = int(2 * CHANNELS * 48_000 * MAX_AUDIO_SECONDS)
 EXTRA_SECONDS = 120.0  # the overall deadline per request: read_timeout plus this, unless given
+KEY_ADVICE = f"check the key ({INFERENCE_API_KEY_ENV}, or the api_key given) belongs to this endpoint"
+NO_KEY_ADVICE = f"no API key was sent: pass api_key=... or set {INFERENCE_API_KEY_ENV} (environment or .env)"
 # What a bearer key may hold: visible ASCII (anything else cannot be sent in an HTTP header).
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
@@ -205,18 +199,11 @@ class AudioClient:
             scrub=self._scrub,
         )
         if not response.is_success:
-            if self._api_key:
-                advice = (
-                    f"check the key ({INFERENCE_API_KEY_ENV}, or the api_key given) belongs to this endpoint"
-                )
-            else:
-                advice = "no API key was sent: pass api_key=... or set "
-                advice += f"{INFERENCE_API_KEY_ENV} (environment or .env)"
             raise error_for_response(
                 response,
                 body=body,
                 scrub=self._scrub,
-                auth_advice=advice,
+                auth_advice=KEY_ADVICE if self._api_key else NO_KEY_ADVICE,
                 not_found_advice=not_found_advice(self.url, self.removed_suffixes),
             )
         return response
@@ -224,14 +211,19 @@ class AudioClient:
     def _attempt(self, method: str, url: str, body: dict | None, headers: dict) -> httpx.Response:
         """One attempt, its body streamed and checked against the size limit and the deadline.
 
-        The answer comes back fully read (error bodies only up to `MAX_ERROR_BYTES`).
+        The answer comes back fully read (error bodies only in part: `responses.read_bounded`).
         """
-        deadline = time.monotonic() + self.total_timeout
+        started = time.monotonic()
         request = self._http.build_request(method, url, json=body, headers=headers)
         try:
             response = self._http.send(request, stream=True)
             try:
-                content = self._read_body(response, url, deadline)
+                content = read_bounded(
+                    response,
+                    max_bytes=self.max_response_bytes,
+                    total_timeout=self.total_timeout,
+                    started=started,
+                )
             finally:
                 response.close()
         except httpx.ReadTimeout:
@@ -244,33 +236,6 @@ class AudioClient:
         skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
         kept = [(name, value) for name, value in response.headers.raw if name.lower() not in skip]
         return httpx.Response(response.status_code, headers=kept, content=content, request=request)
-
-    def _read_body(self, response: httpx.Response, url: str, deadline: float) -> bytes:
-        error = not response.is_success
-        limit = MAX_ERROR_BYTES if error else self.max_response_bytes
-        declared = response.headers.get("content-length", "")
-        if not error and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(url, f"announces {int(declared)} bytes")
-        content = bytearray()
-        for chunk in body_chunks(response):
-            content += chunk
-            if len(content) > limit:
-                if error:  # enough of an error page to say what it is
-                    del content[limit:]
-                    break
-                raise self._too_large(url, f"sent over {limit} bytes")
-            if time.monotonic() > deadline:
-                raise GenerationTimeout(
-                    f"{display_url(url)} was still sending its answer after {self.total_timeout:g} s "
-                    f"({len(content)} bytes so far; AudioClient(total_timeout=...) allows longer)"
-                )
-        return bytes(content)
-
-    def _too_large(self, url: str, what: str) -> ResponseTooLarge:
-        return ResponseTooLarge(
-            f"the answer from {display_url(url)} {what}, over the limit of {self.max_response_bytes} "
-            "(the longest clip is about 17 MB; AudioClient(max_response_bytes=...) allows more)"
-        )
 
     # ----- the API ---------------------------------------------------------------------------
     def generate(self, prompt_or_request: Any, /, **parameters: Any) -> Clip:

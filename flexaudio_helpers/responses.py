@@ -1,13 +1,15 @@
-"""Reading an endpoint's answers: its error message, its headers, and status -> typed error.
+"""Reading an endpoint's answers: the body within limits, the error message, headers, and
+status -> typed error.
 
 `error_for_response` is the one map from an HTTP error answer to an `errors.HTTPError` subclass;
-the client and deploy's readiness check both raise what it returns. `body_chunks` reads a body
-so that a compressed answer can never inflate past the caller's limit in one step.
+the client and deploy's readiness check both raise what it returns. `read_bounded` reads a body
+so that an endless, compressed or trickling answer can never cost more than the caller allows.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,9 +20,11 @@ from .errors import (
     AuthenticationError,
     EndpointNotFound,
     GenerationFailed,
+    GenerationTimeout,
     HTTPError,
     InvalidParameters,
     InvalidResponse,
+    ResponseTooLarge,
 )
 from .params import ALLOWED, MAX_SEED
 from .protocol import SEED_HEADER
@@ -178,3 +182,39 @@ def body_chunks(response: httpx.Response) -> Iterator[bytes]:
     tail = inflater.flush()
     if tail:
         yield tail
+
+
+def read_bounded(response: httpx.Response, *, max_bytes: int, total_timeout: float, started: float) -> bytes:
+    """The whole body of a streamed `response`, within `max_bytes` and by `started + total_timeout`.
+
+    An error answer is read only up to `MAX_ERROR_BYTES` (enough to say what it is). Raises
+    `ResponseTooLarge` for a success body over `max_bytes` (announced or sent) and
+    `GenerationTimeout` when the bytes are still coming at the deadline.
+    """
+    url = display_url(str(response.request.url))
+    error = not response.is_success
+    limit = MAX_ERROR_BYTES if error else max_bytes
+    declared = response.headers.get("content-length", "")
+    if not error and declared.isdigit() and int(declared) > limit:
+        raise _too_large(url, f"announces {int(declared)} bytes", max_bytes)
+    content = bytearray()
+    for chunk in body_chunks(response):
+        content += chunk
+        if len(content) > limit:
+            if error:
+                del content[limit:]
+                break
+            raise _too_large(url, f"sent over {limit} bytes", max_bytes)
+        if time.monotonic() > started + total_timeout:
+            raise GenerationTimeout(
+                f"{url} was still sending its answer after {total_timeout:g} s "
+                f"({len(content)} bytes so far; AudioClient(total_timeout=...) allows longer)"
+            )
+    return bytes(content)
+
+
+def _too_large(url: str, what: str, max_bytes: int) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"the answer from {url} {what}, over the limit of {max_bytes} "
+        "(the longest clip is about 17 MB; AudioClient(max_response_bytes=...) allows more)"
+    )
