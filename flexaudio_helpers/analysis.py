@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio import CLIPPING_LEVEL, OFFLINE_FACT, Clip
+from .audio import CLIPPING_LEVEL, Clip
 from .errors import FlexAudioError
+from .protocol import OFFLINE_NOTICE
 from .spectra import audio_arrays, mel_power, power_spectrogram
 
 N_FFT = 2048
@@ -126,7 +127,7 @@ class Analysis:
         width = max(len(label) for label, _, _ in self.rows())
         lines = [f"{label:<{width}}  {value:>16}  {meaning}" for label, value, meaning in self.rows()]
         if self.offline:
-            lines.append(f"({OFFLINE_FACT}: these numbers describe noise)")
+            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -136,7 +137,7 @@ class Analysis:
             for label, value, meaning in self.rows()
         )
         note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_FACT)}: "
+            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
             "these numbers describe noise</caption>"
             if self.offline
             else ""
@@ -527,7 +528,7 @@ class PromptCheck:
         else:
             lines = [str(check) for check in self.checks]
         if self.analysis.offline:
-            lines.append(f"{OFFLINE_FACT}: it has no beat and no meaning, so no ✓ or ✗ can be given")
+            lines.append(f"{OFFLINE_NOTICE}: it has no beat and no meaning, so no ✓ or ✗ can be given")
         return lines
 
     def __str__(self) -> str:
@@ -611,7 +612,7 @@ class Comparison:
             for label, values, _ in rows
         ]
         if any(analysis.offline for analysis in self.analyses):
-            lines.append(f"({OFFLINE_FACT}: these numbers describe noise)")
+            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -623,7 +624,7 @@ class Comparison:
             for label, values, meaning in self.rows()
         )
         note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_FACT)}: "
+            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
             "these numbers describe noise</caption>"
             if any(analysis.offline for analysis in self.analyses)
             else ""

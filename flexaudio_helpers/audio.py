@@ -13,7 +13,6 @@ import html
 import io
 import json
 import os
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -25,15 +24,10 @@ import numpy as np
 import soundfile as sf
 
 from .errors import FlexAudioError, InvalidAudioResponse, InvalidParameters, ResponseTooLarge
+from .files import atomic_writer
 from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
+from .protocol import OFFLINE_NOTICE, sniff_format
 
-# Magic bytes of the formats an endpoint may answer with; the Content-Type is not trusted.
-AUDIO_MAGIC = {
-    b"RIFF": "WAV",
-    b"fLaC": "FLAC",
-    b"OggS": "OGG",
-    b"ID3": "MP3",
-}
 SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 METADATA_KEY = "flexaudio"
 # libsndfile drops the whole WAV INFO chunk when one string passes ~2045 bytes.
@@ -43,7 +37,6 @@ SILENCE_DBFS = -60.0
 # Vorbis quality for the inline player: 0 = best, 1 = smallest. 0.7 keeps 10 s of stereo
 # near 190 KB of HTML (bench/embed_size.py), under the 250 KB goal, and sounds clean.
 EMBED_COMPRESSION = 0.7
-OFFLINE_FACT = "offline model: this is noise from random weights, not music"
 # What `Clip.load` decodes at most: 10 minutes of 48 kHz stereo (230 MB as float32), far above the
 # model's 47.55 s, so a file that would decode to gigabytes is refused before it is read.
 MAX_LOAD_SAMPLES = 2 * 48_000 * 600
@@ -57,19 +50,6 @@ def _check_size(frames: int, channels: int, rate: int, limit: int, what: str, er
             f"({frames / max(rate, 1):.0f} s, {frames * channels * 4 / 2**20:.0f} MiB as float32), over the "
             f"limit of {limit} samples (the model makes at most {MAX_AUDIO_SECONDS:.2f} s of stereo)"
         )
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The audio format the bytes start with (WAV, FLAC, OGG, MP3), or None."""
-    if data[:4] == b"RIFF" and data[8:12] != b"WAVE":
-        return None
-    for magic, name in AUDIO_MAGIC.items():
-        if data.startswith(magic):
-            return name
-    # An MPEG audio frame without an ID3 tag starts with an 11-bit frame sync.
-    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
-        return "MP3"
-    return None
 
 
 def _not_audio_message(data: bytes) -> str:
@@ -357,26 +337,19 @@ class Clip:
             raise FlexAudioError(f"cannot save {path.name!r}: use a .wav or .flac file name")
         comment = _metadata_text(self.metadata(), limit=WAV_METADATA_LIMIT if fmt == "WAV" else None)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(handle)
-        try:
-            with sf.SoundFile(
-                temporary, "w", self.sample_rate, self.channels, subtype=subtype, format=fmt
-            ) as stream:
-                stream.comment = comment
-                stream.software = "flexaudio"
-                # libsndfile refuses a title with NUL (or other control characters); the prompt
-                # itself is kept exactly in the JSON comment, where they are escaped.
-                title = "".join(c for c in (self.prompt or "")[:200] if c.isprintable())
-                if title.strip():
-                    stream.title = title
-                # The model's output is not bounded; clip rather than wrap around in PCM.
-                stream.write(np.clip(self.samples, -1.0, 1.0).T)
-            os.chmod(temporary, 0o644)  # mkstemp made it 0600; a clip is not a secret
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with (
+            atomic_writer(path) as target,
+            sf.SoundFile(target, "w", self.sample_rate, self.channels, subtype=subtype, format=fmt) as stream,
+        ):
+            stream.comment = comment
+            stream.software = "flexaudio"
+            # libsndfile refuses a title with NUL (or other control characters); the prompt
+            # itself is kept exactly in the JSON comment, where they are escaped.
+            title = "".join(c for c in (self.prompt or "")[:200] if c.isprintable())
+            if title.strip():
+                stream.title = title
+            # The model's output is not bounded; clip rather than wrap around in PCM.
+            stream.write(np.clip(self.samples, -1.0, 1.0).T)
         return path
 
     @classmethod
@@ -409,7 +382,7 @@ class Clip:
         if self.seed is not None:
             line += f" · seed {self.seed}"
         if self.offline:
-            line += f" · {OFFLINE_FACT}"
+            line += f" · {OFFLINE_NOTICE}"
         return line
 
     def _repr_html_(self) -> str:

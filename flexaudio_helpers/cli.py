@@ -18,13 +18,18 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .audio import SAVE_FORMATS, Clip
-from .client import API_KEY_ENV, MANIFEST_NAME, AudioClient, as_request
+from .batch import MANIFEST_NAME
+from .client import AudioClient
 from .errors import EndpointNotConfigured, FlexAudioError, InvalidParameters
+from .files import atomic_writer
+from .inputs import as_request
+from .protocol import INFERENCE_API_KEY_ENV, OFFLINE_NOTICE
+from .redact import mask_echoed
+from .settings import resolve
 
 # Command-line flags for the shared parameter model's fields.
 PARAMETER_FLAGS = {
@@ -63,7 +68,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _client(args: argparse.Namespace) -> AudioClient:
     api_key = None  # None: the client reads INFERENCE_API_KEY from the environment or .env
-    if args.api_key_env != API_KEY_ENV:
+    if args.api_key_env != INFERENCE_API_KEY_ENV:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
@@ -82,7 +87,7 @@ def _describe(clip: Clip, path: Path) -> str:
     if "request" in clip.timings:
         line += f", {clip.timings['request']:.1f} s"
     if clip.offline:
-        line += " (offline model: noise from random weights, not music)"
+        line += f" ({OFFLINE_NOTICE})"
     return line
 
 
@@ -190,15 +195,8 @@ def run_plot(args: argparse.Namespace) -> int:
         raise InputError(f"cannot read {source} as audio: {exc}") from None
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
-    # A new file under a random name (O_EXCL: never through a planted symlink), renamed into place.
-    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=kind, dpi=args.dpi)
-        os.chmod(temporary, 0o644)  # mkstemp made it 0600; a figure is not a secret
-        os.replace(temporary, output)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    with atomic_writer(output) as stream:  # never through a planted symlink, never half a file
+        figure.savefig(stream, format=kind, dpi=args.dpi)
     print(f"wrote {output}")
     return 0
 
@@ -250,9 +248,9 @@ def _endpoint_options() -> argparse.ArgumentParser:
     group.add_argument("--url", help="the endpoint's base URL (default: $INFERENCE_URL, or .env)")
     group.add_argument(
         "--api-key-env",
-        default=API_KEY_ENV,
+        default=INFERENCE_API_KEY_ENV,
         metavar="NAME",
-        help=f"the environment variable holding the API key (default: {API_KEY_ENV}, or .env)",
+        help=f"the environment variable holding the API key (default: {INFERENCE_API_KEY_ENV}, or .env)",
     )
     group.add_argument("--timeout", type=float, default=900.0, help="read timeout in seconds (default 900)")
     group.add_argument("--retries", type=int, default=4, help="retries when busy or unreachable (default 4)")
@@ -328,11 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(error: BaseException | None, args: argparse.Namespace) -> str:
     """The error on one line, with the API key masked should anything have echoed it."""
     text = " ".join(str(error).split()) or type(error).__name__
-    for name in {API_KEY_ENV, getattr(args, "api_key_env", API_KEY_ENV)}:
-        key = os.environ.get(name, "")
-        if len(key) >= 8:
-            text = text.replace(key, "***")
-    return text
+    names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
+    return mask_echoed(text, resolve(*names).values())  # wherever the key came from: env or .env
 
 
 def main(argv: list[str] | None = None) -> int:

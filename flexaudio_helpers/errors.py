@@ -13,8 +13,25 @@ class FlexAudioError(Exception):
     """Base class of every error raised by flexaudio_helpers."""
 
 
-class InvalidParameters(FlexAudioError, ValueError):
-    """A generation request broke the shared parameter model (HTTP 400/422).
+class HTTPError(FlexAudioError):
+    """An error an endpoint may answer with.
+
+    `status_code` is the HTTP status of the answer and `server_message` what the server said
+    (secrets masked); both are None when the error was found before any answer (e.g. a request
+    refused locally, or a connection that failed).
+    """
+
+    status_code: int | None
+    server_message: str | None
+
+    def __init__(self, message: str, *, status_code: int | None = None, server_message: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.server_message = server_message
+
+
+class InvalidParameters(HTTPError, ValueError):
+    """A generation request broke the shared parameter model (locally, or HTTP 400/413/422).
 
     `field` names the first offending parameter (dotted, e.g. ``parameters.seed``),
     `value` is what was given and `allowed` says what would have been accepted.
@@ -29,8 +46,10 @@ class InvalidParameters(FlexAudioError, ValueError):
         value: Any = None,
         allowed: str | None = None,
         problems: list[tuple[str, str]] | None = None,
+        status_code: int | None = None,
+        server_message: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, status_code=status_code, server_message=server_message)
         self.message = message
         self.field = field
         self.value = value
@@ -38,16 +57,19 @@ class InvalidParameters(FlexAudioError, ValueError):
         self.problems = problems or ([(field, message)] if field else [])
 
 
-class AuthenticationError(FlexAudioError):
-    """The endpoint refused the API key (HTTP 401/403)."""
+class AuthenticationError(HTTPError):
+    """The endpoint refused the API key (HTTP 401/403), or the key cannot be sent."""
 
 
-class EndpointNotFound(FlexAudioError):
-    """Nothing answers at this URL and route (HTTP 404)."""
+class EndpointNotFound(HTTPError):
+    """Nothing answers at this URL and route (HTTP 404/405), or no endpoint of that name is saved."""
 
 
-class EndpointUnavailable(FlexAudioError):
-    """The endpoint stayed busy or unreachable after the retries ran out."""
+class EndpointUnavailable(HTTPError):
+    """The endpoint stayed busy or unreachable after the retries ran out.
+
+    `status_code` is the last answer's status (429, 502, 503, 504), or None when it never answered.
+    """
 
 
 class GenerationTimeout(EndpointUnavailable, TimeoutError):
@@ -70,8 +92,12 @@ class EndpointNotConfigured(FlexAudioError, ValueError):
     """No usable endpoint URL: none given and no INFERENCE_URL (environment or .env), or not http(s)."""
 
 
-class GenerationFailed(FlexAudioError):
+class GenerationFailed(HTTPError):
     """The endpoint answered with an error that retrying will not fix (HTTP 500, an unexpected status)."""
+
+
+class UnsafeStateError(FlexAudioError):
+    """A state folder or private file could be read or changed by someone else (or is a symlink)."""
 
 
 class ModelLoadError(FlexAudioError):

@@ -13,7 +13,6 @@ Nothing here imports ipywidgets, so it can be used (and read) on its own.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import threading
@@ -25,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from .audio import Clip
-from .client import write_text_atomic
+from .batch import ManifestLine, write_manifest
 from .errors import InvalidParameters
 from .params import ALLOWED, GenerationRequest
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.jsonl"
 # The parameters a sweep can vary, and how to read the values typed for them.
 SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_SWEEP_VALUES = 8
@@ -143,25 +141,19 @@ class Session:
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for index, take in enumerate(self.takes):
-            path = self.save(take, folder, "flac")
-            request = take.request
-            entry = {
-                "index": index,
-                "status": "ok",
-                "request": request.to_body() if request else None,
-                "seed": take.clip.seed,
-                "path": path.name,
-                "error": None,
-                "timings": take.clip.timings,
-                "origin": take.origin,
-                "offline": take.clip.offline,
-            }
-            lines.append(json.dumps(entry))
-        manifest = folder / MANIFEST_NAME
-        write_text_atomic(manifest, "".join(line + "\n" for line in lines))
-        return manifest
+        lines = [
+            ManifestLine(
+                index,
+                "ok",
+                take.request.to_body() if take.request else None,
+                seed=take.clip.seed,
+                path=self.save(take, folder, "flac").name,
+                timings=take.clip.timings,
+                extra={"origin": take.origin, "offline": take.clip.offline},
+            )
+            for index, take in enumerate(self.takes)
+        ]
+        return write_manifest(folder, lines)
 
 
 def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:

@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
 
+from .protocol import OFFLINE_NOTICE
 from .spectra import (
     AudioLike,
     MelSpectrogram,
@@ -210,10 +211,7 @@ def _figure(
         **grid_options,
     )
     if offline:
-        # Imported here: `audio` pulls in pydantic (0.1-0.5 s), which plotting arrays never needs.
-        from .audio import OFFLINE_FACT
-
-        figure.text(0.1 / FIGURE_WIDTH, 0.08 / height, OFFLINE_FACT.upper(), fontsize=8, color="firebrick")
+        figure.text(0.1 / FIGURE_WIDTH, 0.08 / height, OFFLINE_NOTICE.upper(), fontsize=8, color="firebrick")
     return figure, grid
 
 

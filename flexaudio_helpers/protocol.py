@@ -1,11 +1,20 @@
-"""The FlexServe text-to-audio wire format, shared by our client and our local endpoint.
+"""The FlexServe text-to-audio wire format, shared by our client, our local endpoint and deploy.
 
 ``POST {url}/v1/audios/generations`` with ``Authorization: Bearer <key>`` and a JSON body
 ``{"inputs": ..., "parameters": {...}}`` (see `params.GenerationRequest`); the response body is
-the audio file itself. Errors from our endpoint are ``{"error": {"message", "type", "param"}}``.
+the audio file itself, recognised by its magic bytes (`sniff_format`). Errors from our endpoint
+are ``{"error": {"message", "type", "param"}}``. Also here: the environment variables that name
+an endpoint and its keys.
 """
 
 from __future__ import annotations
+
+# The tutorial's endpoint, as FlexAI's docs name it: read by the client, the CLI and deploy.
+INFERENCE_URL_ENV = "INFERENCE_URL"
+INFERENCE_API_KEY_ENV = "INFERENCE_API_KEY"
+# The key our own local server (python -m flexaudio_helpers.serving) requires: a different
+# variable, so that starting a local server never picks up a FlexAI endpoint's key by accident.
+LOCAL_SERVER_KEY_ENV = "FLEXAUDIO_API_KEY"
 
 GENERATIONS_ROUTE = "/v1/audios/generations"
 MODELS_ROUTE = "/v1/models"
@@ -21,3 +30,28 @@ OFFLINE_HEADER = "X-Offline-Model"  # "true" when the audio is noise from random
 def error_body(message: str, error_type: str, param: str | None = None) -> dict:
     """The JSON error object our endpoint returns."""
     return {"error": {"message": message, "type": error_type, "param": param}}
+
+
+# Shown wherever an offline clip appears (player, CLI, analysis, plots).
+OFFLINE_NOTICE = "offline model: this is noise from random weights, not music"
+
+# Magic bytes of the formats an endpoint may answer with; the Content-Type is not trusted.
+AUDIO_MAGIC = {
+    b"RIFF": "WAV",  # and "WAVE" at byte 8: other RIFF files (AVI, WebP) are not audio
+    b"fLaC": "FLAC",
+    b"OggS": "OGG",
+    b"ID3": "MP3",
+}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The audio format the bytes start with (WAV, FLAC, OGG, MP3), or None."""
+    if data[:4] == b"RIFF" and data[8:12] != b"WAVE":
+        return None
+    for magic, name in AUDIO_MAGIC.items():
+        if data.startswith(magic):
+            return name
+    # An MPEG audio frame without an ID3 tag starts with an 11-bit frame sync.
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
+        return "MP3"
+    return None

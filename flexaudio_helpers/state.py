@@ -1,21 +1,19 @@
-"""The per-user state folder and the private (mode 0600) files kept in it.
+"""The per-user state folder: where it is, the ledger of the files written there, locks, and forgetting.
 
 Endpoints, API keys and tokens live here so that a notebook run later, in another kernel,
 finds them. ``FLEXAUDIO_STATE_DIR`` moves the folder (tests use a temporary one).
 
 Everything here is written as if someone else could plant files: folders are 0700 and files
-0600 whatever the umask, no file is opened through a symlink, files are replaced atomically,
+0600 whatever the umask (through `files`, which writes atomically and never through a symlink),
 and a folder others can write to (or a symlink to one planted by someone else) is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,16 @@ from typing import IO
 
 import platformdirs
 
-from .errors import FlexAudioError
+from .errors import FlexAudioError, UnsafeStateError
+from .files import (
+    PRIVATE,
+    TEMPORARY_SUFFIX,
+    open_private,
+    private_dir,
+    read_log,
+    replace_with_empty,
+    write_atomic,
+)
 
 STATE_DIR_ENV = "FLEXAUDIO_STATE_DIR"
 # Written when this package creates the state folder: only then may `forget` remove the folder.
@@ -45,10 +52,6 @@ OWNED_FILES = (
 )
 OWNED_FOLDERS = ("endpoints/flexai", "endpoints/local", "endpoints", "secrets", "logs", "locks")
 LOCK_TIMEOUT = 120.0
-
-
-class UnsafeStateError(FlexAudioError):
-    """The state folder, or a file in it, could be read or changed by someone else."""
 
 
 def state_dir() -> Path:
@@ -111,109 +114,29 @@ def _remember(path: Path) -> None:
         stream.write(f"{relative}\n")
 
 
-def private_dir(path: str | Path) -> Path:
-    """`path` as a folder of mode 0700 (each missing level created 0700, whatever the umask)."""
-    path = Path(path)
-    missing = []
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-    return path
-
-
-def open_private(path: str | Path, mode: str = "w") -> IO:
-    """Open a file of ours: never through a symlink, created 0600.
-
-    `mode` is ``"x"`` (new file; `FileExistsError` if anything is there), ``"w"``/``"wb"``
-    (create or truncate a regular file) or ``"a"``/``"ab"``.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    flags |= {"x": os.O_EXCL, "w": os.O_TRUNC, "a": os.O_APPEND}[mode[0]]
-    try:
-        handle = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnsafeStateError(f"{path} is a symlink: refusing to write through it") from None
-        raise
-    os.fchmod(handle, 0o600)
-    binary = "b" in mode
-    return os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
-
-
 def write_private(path: str | Path, text: str) -> Path:
-    """Write `text` atomically to a file only its owner can read (mode 0600)."""
+    """Write `text` atomically to a file only its owner can read (mode 0600), noted in the ledger."""
     path = Path(path)
     private_dir(path.parent)
-    # mkstemp creates the file 0600 with O_EXCL: the secret is never readable by others, and a
-    # planted symlink is replaced by the rename, never written through.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=PRIVATE)
     _remember(path)
     return path
 
 
 def fresh_private_file(path: str | Path) -> IO[bytes]:
-    """A new, empty 0600 file at `path` (e.g. a log), replacing whatever was there atomically.
+    """A new, empty 0600 file at `path` (e.g. a log) replacing whatever was there, noted in the ledger.
 
-    The file is made under a random name with O_EXCL and renamed over `path`: a symlink planted
-    at `path` is replaced, its target never truncated.
+    A symlink planted at `path` is replaced, its target never truncated (`files.replace_with_empty`).
     """
     path = Path(path)
     private_dir(path.parent)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    stream = replace_with_empty(path)
     try:
-        os.replace(temporary, path)
         _remember(path)
     except BaseException:
-        os.close(handle)
-        Path(temporary).unlink(missing_ok=True)
+        stream.close()
         raise
-    return os.fdopen(handle, "wb")
-
-
-def read_private(path: str | Path) -> str | None:
-    """The text of a private file, or None when it does not exist.
-
-    Refused (`UnsafeStateError`) when it is a symlink or others may read or write it: a key
-    others could read is no longer a secret, and one others could write is not ours.
-    """
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnsafeStateError(f"{path} is a symlink: refusing to read a secret through it") from None
-        raise
-    with os.fdopen(handle, "rb") as stream:
-        info = os.fstat(stream.fileno())
-        if info.st_mode & 0o077 or info.st_uid != os.getuid():
-            raise UnsafeStateError(
-                f"{path} is readable or writable by others (mode {stat.S_IMODE(info.st_mode):o}, "
-                f"uid {info.st_uid}): refusing to use it; remove it, or `chmod 600 {path}` if it is yours"
-            )
-        return stream.read().decode("utf-8")
-
-
-def read_log(path: str | Path) -> str | None:
-    """The text of a log file of ours (not followed through a symlink), or None when missing."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(handle, "rb") as stream:
-        return stream.read().decode("utf-8", "replace")
+    return stream
 
 
 @contextlib.contextmanager
@@ -261,8 +184,8 @@ def forget(folder: Path | None = None) -> list[str]:
         for pattern in OWNED_FILES:
             found.update(folder.glob(pattern))
         for owned in OWNED_FOLDERS:  # write_private's temporary files, left by a crash
-            found.update((folder / owned).glob(".*.tmp"))
-        found.update(folder.glob(".*.tmp"))
+            found.update((folder / owned).glob(f".*{TEMPORARY_SUFFIX}"))
+        found.update(folder.glob(f".*{TEMPORARY_SUFFIX}"))
     found.add(ledger)
     removed = []
     inside = folder.resolve()

@@ -17,10 +17,11 @@ import pytest
 import soundfile as sf
 from IPython.display import Audio
 
-from flexaudio_helpers.audio import OFFLINE_FACT, Clip, decode_audio, measure, sniff_format
+from flexaudio_helpers.audio import Clip, decode_audio, measure
 from flexaudio_helpers.errors import FlexAudioError, InvalidAudioResponse
+from flexaudio_helpers.files import TEMPORARY_SUFFIX
 from flexaudio_helpers.params import GenerationRequest
-from flexaudio_helpers.protocol import GENERATIONS_ROUTE
+from flexaudio_helpers.protocol import GENERATIONS_ROUTE, OFFLINE_NOTICE, sniff_format
 
 RATE = 44_100
 PCM16_STEP = 1 / 32768
@@ -52,7 +53,7 @@ REQUEST = GenerationRequest.build(
 
 
 def leftovers(folder) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if name.endswith(".part"))
+    return sorted(name for name in os.listdir(folder) if name.endswith(TEMPORARY_SUFFIX))
 
 
 # ----- files ---------------------------------------------------------------------------------
@@ -171,8 +172,8 @@ def test_the_player_embeds_playable_ogg_of_the_whole_clip():
 def test_the_player_shows_facts_and_the_offline_notice_only_when_offline():
     online = Clip(chord(1.0), RATE, REQUEST, seed=3)._repr_html_()
     offline = Clip(chord(1.0), RATE, REQUEST, seed=3, offline=True)._repr_html_()
-    assert OFFLINE_FACT in offline
-    assert OFFLINE_FACT not in online
+    assert OFFLINE_NOTICE in offline
+    assert OFFLINE_NOTICE not in online
     for page in (online, offline):
         assert "1.00 s" in page
         assert "44.1 kHz stereo" in page

@@ -4,8 +4,8 @@ Hypothesis draws prompts and keyword parameters, valid and not. An independent r
 documented rules (`violations`, written from `params.ALLOWED`, not from the pydantic model)
 says which fields are at fault. Then:
 - an invalid call raises `InvalidParameters` naming one of those fields (and listing exactly
-  them), from `generate`, `generate_many` and `curl_command` alike, and nothing connects to the
-  endpoint (a real listening socket on 127.0.0.1 that counts connection attempts);
+  them), from `generate`, `generate_many` and `curl_command` alike, and nothing reaches the
+  endpoint (an ``httpx.MockTransport`` that counts every request the client sends);
 - a valid call serialises (as httpx puts it on the wire) to bytes that the server's parsing
   path (``json.loads`` then `GenerationRequest.from_body`, as in serving/app.py) accepts as
   the same request.
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import select
-import socket
 import warnings
 
 import httpx
@@ -25,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.errors import GenerationTimeout, InvalidParameters
+from flexaudio_helpers.errors import GenerationFailed, InvalidParameters
 from flexaudio_helpers.params import (
     MAX_AUDIO_SECONDS,
     MAX_GUIDANCE,
@@ -160,34 +158,32 @@ prompts = st.one_of(
 CASES = settings(max_examples=800, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+class Endpoint:
+    """A transport that refuses every request it is sent (HTTP 500), and counts them."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return httpx.Response(500, text="this test endpoint answers nothing")
+
+    def requests(self) -> int:
+        """The requests sent since the last call."""
+        sent, self.sent = self.sent, 0
+        return sent
+
+
 @pytest.fixture(scope="module")
 def endpoint():
-    """A real socket on 127.0.0.1 that listens but never answers: any connection shows up."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.setblocking(False)
-    yield listener
-    listener.close()
-
-
-def connections(listener: socket.socket) -> int:
-    """Accept (and count) the connection attempts made since the last call."""
-    count = 0
-    while select.select([listener], [], [], 0)[0]:
-        connection, _ = listener.accept()
-        connection.close()
-        count += 1
-    return count
+    return Endpoint()
 
 
 @pytest.fixture(scope="module")
 def client(endpoint):
-    port = endpoint.getsockname()[1]
-    # max_retries=0 and short timeouts: should a bad request slip through, the test fails fast.
-    with AudioClient(
-        f"http://127.0.0.1:{port}", "client-key-0123456789", read_timeout=0.5, max_retries=0
-    ) as c:
+    # max_retries=0: should a bad request slip through, the test fails fast.
+    transport = httpx.MockTransport(endpoint)
+    with AudioClient("http://127.0.0.1:9", "client-key-0123456789", max_retries=0, transport=transport) as c:
         yield c
 
 
@@ -225,7 +221,7 @@ def test_invalid_calls_fail_locally_naming_the_field_and_valid_ones_serialise(
         )
         assert not result.ok and isinstance(result.error, InvalidParameters)
         _check_refusal(result.error, faults)
-        assert connections(endpoint) == 0, "an invalid request reached the network"
+        assert endpoint.requests() == 0, "an invalid request reached the network"
         return
 
     request = _quietly(GenerationRequest.build, prompt, **parameters)
@@ -234,11 +230,11 @@ def test_invalid_calls_fail_locally_naming_the_field_and_valid_ones_serialise(
     assert GenerationRequest.from_body(json.loads(wire)) == request
     command = client.curl_command(request)
     assert "client-key" not in command and "$INFERENCE_API_KEY" in command
-    assert connections(endpoint) == 0
+    assert endpoint.requests() == 0
 
 
-def test_the_listener_does_see_a_request_that_is_sent(client, endpoint):
-    """The no-network check above can fail: a valid request does connect (and times out here)."""
-    with pytest.raises(GenerationTimeout):  # the listener never answers
+def test_the_transport_does_see_a_request_that_is_sent(client, endpoint):
+    """The no-network check above can fail: a valid request does reach the transport."""
+    with pytest.raises(GenerationFailed):  # the test endpoint answers 500
         client.generate("Rain on a tin roof", num_inference_steps=2)
-    assert connections(endpoint) >= 1
+    assert endpoint.requests() == 1

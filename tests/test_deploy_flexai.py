@@ -29,7 +29,6 @@ from flexaudio_helpers.deploy import (
 )
 from flexaudio_helpers.deploy.flexai_cli import INSTALL_COMMAND
 from flexaudio_helpers.deploy.flexai_output import subcommands, table_has
-from flexaudio_helpers.deploy.redact import find_api_key
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CLINotFound,
@@ -39,6 +38,7 @@ from flexaudio_helpers.errors import (
     NotLoggedIn,
     UnsupportedCommand,
 )
+from flexaudio_helpers.redact import find_api_key
 
 STAND_IN = Path(__file__).with_name("flexai_stand_in.py")
 HF_TOKEN = "hf_StandInTokenValue1234567890"

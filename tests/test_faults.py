@@ -20,7 +20,8 @@ import pytest
 from conftest import start_server, stop_server
 
 from flexaudio_helpers.audio import Clip
-from flexaudio_helpers.client import MANIFEST_NAME, AudioClient
+from flexaudio_helpers.batch import MANIFEST_NAME
+from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import EndpointUnavailable
 from flexaudio_helpers.params import GenerationRequest
 

@@ -1,15 +1,15 @@
 """The client against hostile servers on 127.0.0.1 (issue 13): what a server can make it do is bounded.
 
 An endless body, a gzip bomb and a FLAC bomb end in `ResponseTooLarge` with the client's memory
-far below what they would cost decoded; an HTML error page built to be slow to parse is parsed
-in linear time; a server trickling bytes meets the overall deadline; malformed headers and keys
-give typed errors. The bombs are measured in a separate client process, so its peak RSS is the
-client's alone (VmHWM, not ru_maxrss, which carries pytest's own peak across exec).
+far below what they would cost decoded; a server trickling bytes meets the overall deadline; a
+key that cannot be sent is a typed error. (A slow-to-parse error page, malformed headers and a
+gzip-encoded clip need no socket: they are in test_client_mock.py.) The bombs are measured in
+a separate client process, so its peak RSS is the client's alone (VmHWM, not ru_maxrss, which
+carries pytest's own peak across exec).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -19,19 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_server import FaultServer, endless, flac_bomb, gzip_bomb, reply, title_page, trickle, wav_bytes
+from fault_server import FaultServer, endless, flac_bomb, gzip_bomb, trickle
 
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import (
     AuthenticationError,
-    EndpointUnavailable,
     FlexAudioError,
-    GenerationFailed,
     GenerationTimeout,
-    InvalidResponse,
     ResponseTooLarge,
 )
-from flexaudio_helpers.protocol import SEED_HEADER
 
 KEY = "test-key-0123456789"
 PEAK_RSS_LIMIT_MB = 400  # the client with numpy and soundfile is ~100 MB; a bomb decoded is 1-2 GB
@@ -103,34 +99,12 @@ def test_the_client_memory_stays_bounded_against_every_bomb(tmp_path):
     assert outcomes["peak_rss_mb"] < PEAK_RSS_LIMIT_MB, outcomes
 
 
-def test_an_html_error_page_built_to_be_slow_is_parsed_in_linear_time():
-    with FaultServer(then=title_page(140_000)) as server:
-        outcome = _bounded(lambda: _client(server).generate("x"), 20)
-    error = outcome.get("error")
-    assert isinstance(error, GenerationFailed) and "HTTP 500" in str(error), outcome
-    assert outcome["took"] < 5, f"parsing the error page took {outcome['took']:.1f} s"
-
-
 def test_a_trickling_server_meets_the_overall_deadline():
     with FaultServer(then=trickle(0.5)) as server:
         outcome = _bounded(lambda: _client(server, read_timeout=2.0, total_timeout=3.0).generate("x"), 30)
     assert isinstance(outcome.get("error"), GenerationTimeout), outcome
     assert "total_timeout" in str(outcome["error"])
     assert outcome["took"] < 15
-
-
-def test_a_nan_retry_after_is_not_a_crash():
-    with FaultServer(then=reply(503, {"error": "busy"}, {"Retry-After": "nan"})) as server:
-        with pytest.raises(EndpointUnavailable, match="HTTP 503"):
-            _client(server, max_retries=1).generate("x")
-        assert len(server.generations) == 2, "retried once, after a normal backoff"
-
-
-@pytest.mark.parametrize("seed", ["-5", "abc", str(2**64)])
-def test_a_seed_header_that_is_not_a_seed_is_a_typed_error(seed):
-    answer = reply(200, wav_bytes(), {SEED_HEADER: seed}, "audio/wav")
-    with FaultServer(then=answer) as server, pytest.raises(InvalidResponse, match="X-Seed"):
-        _client(server).generate("x")
 
 
 @pytest.mark.parametrize("key", ["ключ-0123456789", "key with space", "key\nnewline"])
@@ -147,12 +121,3 @@ def test_a_real_clip_is_well_under_the_limits(offline_server, tmp_path):
         clip = client.generate("long", audio_end_in_s=47.5, num_inference_steps=1, seed=1)
     assert clip.duration == pytest.approx(47.5, abs=0.05)
     assert Path(clip.save(tmp_path / "long.flac")).stat().st_size > 0
-
-
-def test_a_gzip_encoded_clip_is_inflated_within_the_limit():
-    """The bounded gzip path still gives a gzip-encoded WAV back whole."""
-    plain = wav_bytes()
-    headers = {"Content-Encoding": "gzip", SEED_HEADER: "7"}
-    with FaultServer(then=reply(200, gzip.compress(plain), headers, "audio/wav")) as server:
-        clip = _client(server).generate("x")
-    assert clip.seed == 7 and clip.samples.shape[0] == 2 and clip.samples.shape[1] > 0

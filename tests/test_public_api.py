@@ -68,3 +68,48 @@ def test_notebooks_show_results_instead_of_testing_them(notebook):
         assert not set(WIDGET_INTERNALS) & set(attributes), (
             f"{notebook.name}: {set(WIDGET_INTERNALS) & set(attributes)}"
         )
+
+
+def module_imports(root: Path) -> dict[str, set[str]]:
+    """Each module of the package -> the package modules it imports, lazy (in-function) ones included."""
+    package = root.name
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.rpartition(".")[0]
+                if node.module is None:  # `from . import store`: the submodules themselves
+                    candidates = [f"{base}.{alias.name}" for alias in node.names]
+                else:
+                    module = f"{base}.{node.module}" if node.level else node.module
+                    candidates = [module] + [f"{module}.{alias.name}" for alias in node.names]
+                targets.update(c for c in candidates if c.startswith(package))
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith(package))
+        graph[name] = targets
+    return {name: {t for t in targets if t in graph and t != name} for name, targets in graph.items()}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """The package's import graph has no cycle (the package's own lazy __init__ aside)."""
+    graph = module_imports(Path(flexaudio_helpers.__file__).parent)
+    graph.pop("flexaudio_helpers")  # its imports are for type checkers only
+    for deps in graph.values():
+        deps.discard("flexaudio_helpers")  # `from . import __version__` reads a constant
+    cycles = []
+    for start in graph:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif nxt not in path and len(path) < 12:
+                    stack.append((nxt, [*path, nxt]))
+    assert not cycles, "\n".join(sorted(set(cycles))[:10])

@@ -22,6 +22,7 @@ from ..errors import (
     InvalidParameters,
     NotLoggedIn,
 )
+from ..redact import mask_json, strip_ansi
 from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
@@ -45,7 +46,6 @@ from .flexai_output import (
     parse_json_output,
     table_lookup,
 )
-from .redact import mask_json, strip_ansi
 
 LOGS_TIMEOUT = 30.0
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CLINotFound, CommandFailed, DeploymentError, NotLoggedIn, UnsupportedCommand
+from ..redact import find_api_key, mask_text, mask_tokens, strip_ansi
 from .flexai_output import AUTH_FAILURE_WORDS, LOGGED_OUT_WORDS, non_interactive_flag, subcommands
-from .redact import find_api_key, mask_text, mask_tokens, strip_ansi
 
 INSTALL_COMMAND = "curl -fsSL https://cli.flex.ai/install.sh | sh"
 LOGIN_COMMAND = "flexai auth login"

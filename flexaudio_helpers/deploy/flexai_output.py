@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from .redact import TABLE_BARS, strip_ansi
+from ..redact import TABLE_BARS, strip_ansi
 
 # `auth status` output format is undocumented, and it may exit 0 when logged out: these words
 # mean "not logged in" ("token refreshed" or "expires in 3h" do not).

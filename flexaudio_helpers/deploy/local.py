@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
-from ..state import fresh_private_file, read_log, read_private, state_dir, state_lock, write_private
+from ..files import read_log, read_private
+from ..protocol import LOCAL_SERVER_KEY_ENV
+from ..redact import mask_json
+from ..state import fresh_private_file, state_dir, state_lock, write_private
 from . import server_process, store
 from .base import Deployment
 from .endpoint import Endpoint, EndpointInfo
-from .redact import mask_json
-from .server_process import API_KEY_ENV
 
 MODEL_ENV = "FLEXAUDIO_MODEL"
 OFFLINE = "offline"
@@ -215,14 +216,15 @@ class LocalDeployment(Deployment):
     def _start(self, name: str, choice: ModelChoice, token: str | None, port: int) -> Endpoint:
         command = server_process.server_command(choice.model, port, task="text-to-audio", python=self.python)
         # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
-        api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(32)
+        api_key = os.environ.get(LOCAL_SERVER_KEY_ENV) or secrets.token_urlsafe(32)
         environment = server_process.server_environment(api_key, PYTHONUNBUFFERED="1")
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
         log_path = self.log_path(name)
         if self.echo:
             shown = shlex.join(["python", *command[1:]])
-            print(f"$ {shown}  # API key in ${API_KEY_ENV}, not on the command line; output in {log_path}")
+            key_note = f"API key in ${LOCAL_SERVER_KEY_ENV}, not on the command line"
+            print(f"$ {shown}  # {key_note}; output in {log_path}")
         with fresh_private_file(log_path) as log:  # 0600, never through a planted symlink
             pid = server_process.launch_detached(command, environment, log, log_path)
         record = server_process.record(

@@ -16,24 +16,22 @@ from collections.abc import Callable
 import httpx
 
 from ..errors import (
-    AuthenticationError,
     CommandFailed,
     DeploymentTimeout,
     EndpointFailed,
-    EndpointNotFound,
     FlexAudioError,
     InvalidAudioResponse,
 )
 from ..params import GenerationRequest
-from ..protocol import GENERATIONS_ROUTE
+from ..protocol import GENERATIONS_ROUTE, sniff_format
+from ..redact import mask_text
+from ..responses import error_for_response
 from .endpoint import Endpoint, EndpointInfo
-from .redact import mask_text
 
 # One second, two steps: the cheapest request that runs the whole pipeline.
 PROBE_REQUEST = GenerationRequest.build(
     "A short soft test tone", audio_end_in_s=1.0, num_inference_steps=2, seed=0
 )
-AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
 LOG_LINES_IN_ERRORS = 40
 # Statuses that mean someone is stopping or deleting the endpoint: it will not become ready.
 WINDING_DOWN = {
@@ -124,27 +122,30 @@ def last_log_lines(logs: Callable[[], str], count: int = LOG_LINES_IN_ERRORS) ->
     return "\n".join(text.rstrip().splitlines()[-count:]) or "(no log lines)"
 
 
-def looks_like_audio(body: bytes) -> bool:
-    """True when the body starts like WAV, FLAC, Ogg or MP3 (the header may not be trusted)."""
-    return body.startswith(AUDIO_MAGIC)
-
-
 def confirm_endpoint(
-    endpoint: Endpoint, *, timeout: float, interval: float, show: Callable[[str], None]
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    interval: float,
+    show: Callable[[str], None],
+    transport: httpx.BaseTransport | None = None,
 ) -> float:
     """Send one small generation until it returns audio; return the seconds it took.
 
-    5xx answers and connection errors are retried until `timeout` (the model may still be
-    loading); a refused key, a missing route or any other answer fails at once.
+    5xx and 429 answers and connection errors are retried until `timeout` (the model may still
+    be loading); any other answer fails at once with `responses.error_for_response`'s typed
+    error (`AuthenticationError` for a refused key, `EndpointNotFound` for a missing route...),
+    or `InvalidAudioResponse` when a 200 carries no audio.
 
     Note: this is a plain httpx POST rather than `AudioClient` so that its retry window
     (minutes, while a model loads) stays separate from the client's per-request retries.
+    `transport` is handed to ``httpx.Client`` (tests pass an ``httpx.MockTransport``).
     """
     url = endpoint.require_url().rstrip("/") + GENERATIONS_ROUTE
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     started = time.monotonic()
     last_problem = "no answer yet"
-    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0)) as http:
+    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0), transport=transport) as http:
         while time.monotonic() - started < timeout:
             show("confirming with a 1 s test generation")
             try:
@@ -152,17 +153,18 @@ def confirm_endpoint(
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}"
             else:
-                if response.status_code == 200 and looks_like_audio(response.content):
+                if response.status_code == 200 and sniff_format(response.content):
                     return time.monotonic() - started
                 problem = _describe(response, endpoint.api_key)
-                if response.status_code in (401, 403):
-                    raise AuthenticationError(f"endpoint {endpoint.name!r} refused the API key: {problem}")
                 if response.status_code == 200:
                     raise InvalidAudioResponse(f"the test generation gave no audio: {problem}")
-                if response.status_code == 404:
-                    raise EndpointNotFound(f"nothing answers POST {url}: {problem}")
-                if response.status_code < 500 and response.status_code != 429:
-                    raise FlexAudioError(f"the test generation on {endpoint.name!r} failed: {problem}")
+                if response.status_code < 500 and response.status_code != 429:  # retrying will not help
+                    raise error_for_response(
+                        response,
+                        body=PROBE_REQUEST.to_body(),
+                        scrub=lambda text: mask_text(text, [endpoint.api_key]),
+                        auth_advice=f"the key saved for endpoint {endpoint.name!r} is not the one it expects",
+                    )
                 last_problem = problem
             show(f"not answering yet ({last_problem}); retrying")
             time.sleep(interval)

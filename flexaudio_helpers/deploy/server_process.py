@@ -19,11 +19,10 @@ from typing import IO, Any
 import httpx
 
 from ..errors import DeploymentError
-from ..protocol import HEALTH_ROUTE
+from ..protocol import HEALTH_ROUTE, LOCAL_SERVER_KEY_ENV
 from . import store
 
 SERVER_MODULE = "flexaudio_helpers.serving"
-API_KEY_ENV = "FLEXAUDIO_API_KEY"  # what the server reads (see serving/__main__.py)
 HOST = "127.0.0.1"
 #: The store's target name under which running local servers are recorded.
 REGISTRY_TARGET = "local"
@@ -68,7 +67,7 @@ def server_command(
 
 def server_environment(api_key: str, **extra: str) -> dict[str, str]:
     """This process's environment plus the server's API key (never put on its command line)."""
-    return {**os.environ, API_KEY_ENV: api_key, **extra}
+    return {**os.environ, LOCAL_SERVER_KEY_ENV: api_key, **extra}
 
 
 # -- starting -------------------------------------------------------------------------------

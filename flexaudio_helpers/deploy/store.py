@@ -1,25 +1,29 @@
 """Endpoints remembered between kernels: one private JSON file per target and name.
 
 ``<state folder>/endpoints/<target>/<name>.json`` (mode 0600) holds the url, the API key, the
-model and, for local endpoints, the process id and port. The seed's ``INFERENCE_URL`` and
-``INFERENCE_API_KEY`` environment variables override every saved endpoint.
+model and, for local endpoints, the process id and port. ``INFERENCE_URL`` and
+``INFERENCE_API_KEY`` (environment, then ``.env``, as the client reads them) override every
+saved endpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import EndpointNotFound, InvalidParameters
-from ..state import read_private, state_dir, write_private
+from ..files import read_private
+from ..protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
+from ..settings import resolve
+from ..state import state_dir, write_private
 from .endpoint import Endpoint
 
-URL_ENV = "INFERENCE_URL"
-KEY_ENV = "INFERENCE_API_KEY"
+# The names deploy's messages use (deploy/base.py, flexai.py, local.py).
+URL_ENV = INFERENCE_URL_ENV
+KEY_ENV = INFERENCE_API_KEY_ENV
 TARGETS = ("flexai", "local")
 # Names become file names here and arguments to the CLI: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -84,11 +88,12 @@ def endpoint_from_record(record: dict[str, Any]) -> Endpoint:
 
 
 def endpoint_from_env(name: str = "") -> Endpoint | None:
-    """The endpoint named by ``INFERENCE_URL``/``INFERENCE_API_KEY``, when the URL is set."""
-    url = os.environ.get(URL_ENV, "").strip()
-    if not url:
+    """The endpoint named by ``INFERENCE_URL``/``INFERENCE_API_KEY`` (environment, then ``.env``),
+    when the URL is set."""
+    found = resolve(URL_ENV, KEY_ENV)
+    if not found[URL_ENV]:
         return None
-    return Endpoint(name=name or "env", url=url, api_key=os.environ.get(KEY_ENV) or None, target="env")
+    return Endpoint(name=name or "env", url=found[URL_ENV], api_key=found[KEY_ENV], target="env")
 
 
 def find_endpoint(name: str, target: str | None = None) -> Endpoint:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from ..batch import MANIFEST_NAME
 from ..cli import shell_command
 from ..errors import FlexAudioError
-from ..explorer_session import MANIFEST_NAME, Session
+from ..explorer_session import Session
 from .render import error_html, note_html
 
 

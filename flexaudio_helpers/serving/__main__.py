@@ -14,9 +14,9 @@ import secrets
 import sys
 from pathlib import Path
 
-from ..state import read_private, state_dir, write_private
-
-API_KEY_ENV = "FLEXAUDIO_API_KEY"
+from ..files import read_private
+from ..protocol import LOCAL_SERVER_KEY_ENV
+from ..state import state_dir, write_private
 
 
 def default_key_file() -> Path:
@@ -25,8 +25,8 @@ def default_key_file() -> Path:
 
 def load_or_create_api_key(key_file: Path) -> tuple[str, str]:
     """The key and where it came from (for the banner, which never shows the key)."""
-    if os.environ.get(API_KEY_ENV):
-        return os.environ[API_KEY_ENV], f"the {API_KEY_ENV} environment variable"
+    if os.environ.get(LOCAL_SERVER_KEY_ENV):
+        return os.environ[LOCAL_SERVER_KEY_ENV], f"the {LOCAL_SERVER_KEY_ENV} environment variable"
     existing = (read_private(key_file) or "").strip()
     if existing:
         return existing, f"{key_file}"

@@ -1,7 +1,8 @@
-"""Keeping secrets out of what is shown: masked command lines, CLI output and JSON.
+"""Keeping secrets out of what is shown: errors, URLs, command lines, CLI output and JSON.
 
-FlexAI prints an endpoint's API key once, on a line like ``API Key: <key>``. Anything we show
-(commands, CLI output, ``inspect`` JSON, errors) goes through these functions first.
+The client, the ``flexaudio`` command and deploy all mask through these functions, with one
+`MASK`. FlexAI prints an endpoint's API key once, on a line like ``API Key: <key>``; that output
+is searched for the key (`find_api_key`) and masked before anything of it is shown.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
+# A value shorter than this is not masked in free text an endpoint sent back: no real key is
+# that short, and masking it would garble ordinary words.
+SHORTEST_ECHOED_SECRET = 8
 
 # Separators of box-drawn and plain text tables.
 TABLE_BARS = "│┃║┆|"
@@ -38,12 +43,31 @@ def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
 
 
+def mask_values(text: str, secrets: Iterable[str | None], *, shortest: int = 1) -> str:
+    """`text` with each given secret of at least `shortest` characters replaced by ***."""
+    for secret in secrets:
+        if secret and len(secret) >= shortest:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def mask_echoed(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` from outside (an endpoint's answer, an error) with our keys masked, should it echo one."""
+    return mask_values(text, secrets, shortest=SHORTEST_ECHOED_SECRET)
+
+
 def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every given secret value and every ``API Key: ...`` value replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return API_KEY_LINE.sub(lambda match: match.group(1) + MASK, text)
+    return API_KEY_LINE.sub(lambda match: match.group(1) + MASK, mask_values(text, secrets))
+
+
+def display_url(url: str) -> str:
+    """The URL with any user:password and query values masked, for messages and reprs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", ""))
 
 
 def mask_tokens(text: str) -> str:
