@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.batch import MANIFEST_NAME
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import InvalidParameters
 from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, TAB_TITLES, Explorer, explore
-from flexaudio_helpers.explorer_session import MANIFEST_NAME, Job
+from flexaudio_helpers.explorer.session import Job
 from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

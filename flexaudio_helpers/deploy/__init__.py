@@ -15,7 +15,7 @@ stops it with ``clean_up(deployment, "stable-audio-open")``.
   /health, terminate, free port, registry), shared with the tests and benchmarks.
 - `cleanup`: `clean_up`, stopping what the chosen target runs plus a recorded local server.
 - `store`: saved endpoints (mode 0600) and the INFERENCE_URL/INFERENCE_API_KEY override.
-- `readiness`: polling until running, then one real request; `redact`: masking secrets.
+- `readiness`: polling until running, then one real request (masking secrets is `..redact`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ One module per part of the app, each owning its widgets:
 - `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
 - `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
 - `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
-  wires the parts to the session (`explorer_session`) and runs generations in worker threads.
+  wires the parts to the session and runs generations in worker threads.
+- `session`: the takes, saving and export, and the worker jobs, without any widget.
 """
 
 from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore

@@ -16,7 +16,6 @@ import ipywidgets as widgets
 
 from ..audio import Clip
 from ..errors import InvalidParameters
-from ..explorer_session import Job, Session, Take
 from ..params import GenerationRequest
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
@@ -25,6 +24,7 @@ from .export import ExportTab
 from .history import HistoryTab
 from .render import clip_png
 from .result import ResultView
+from .session import Job, Session, Take
 from .sweep import SweepResult, SweepTab
 
 DEFAULT_ENDPOINT = "stable-audio-open"

@@ -7,8 +7,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..explorer_session import Session, Take
 from .render import figure_png, image_html, note_html
+from .session import Session, Take
 
 
 @dataclass(frozen=True, repr=False)

@@ -14,9 +14,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InvalidParameters
-from ..explorer_session import Take
 from ..params import ALLOWED, MAX_AUDIO_SECONDS, MAX_GUIDANCE, MAX_STEPS, GenerationRequest
 from .render import error_html, note_html
+from .session import Take
 
 MIN_SECONDS = 0.5
 # Stable Audio Open's own limit is 47.55 s; the slider stops at a round 47.5.

@@ -11,8 +11,8 @@ import ipywidgets as widgets
 from ..batch import MANIFEST_NAME
 from ..cli import shell_command
 from ..errors import FlexAudioError
-from ..explorer_session import Session
 from .render import error_html, note_html
+from .session import Session
 
 
 class ExportTab:

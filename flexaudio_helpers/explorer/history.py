@@ -8,8 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..explorer_session import Session, Take
 from .render import error_html, note_html
+from .session import Session, Take
 
 
 class HistoryTab:

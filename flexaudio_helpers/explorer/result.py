@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ..explorer_session import Take
+from .session import Take
 
 
 class ResultView:

@@ -16,9 +16,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import FlexAudioError, InvalidParameters
-from ..explorer_session import SWEEPABLE, Job, Session, Take, sweep_requests
 from ..params import GenerationRequest
 from .render import error_html, figure_png, image_html
+from .session import SWEEPABLE, Job, Session, Take, sweep_requests
 
 MAX_CONCURRENCY = 4
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audio import Clip
-from .batch import ManifestLine, write_manifest
-from .errors import InvalidParameters
-from .params import ALLOWED, GenerationRequest
+from ..audio import Clip
+from ..batch import ManifestLine, write_manifest
+from ..errors import InvalidParameters
+from ..params import ALLOWED, GenerationRequest
 
 log = logging.getLogger(__name__)
 
