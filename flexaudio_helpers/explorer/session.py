@@ -73,7 +73,7 @@ class Take:
 
     def measured(self) -> str:
         """E.g. ``128 bpm · -14.2 LUFS · 2,310 Hz`` (analysed once per clip, then remembered)."""
-        from .analysis import headline  # imported on use: the analysis loads librosa
+        from ..analysis import headline  # imported on use: the analysis loads librosa
 
         return headline(self.clip)
 
