@@ -2,7 +2,7 @@
 
 A single request goes through the public `StableAudioPipeline.__call__` (see `pipeline`); this
 module is used only when several requests share a run (``max_batch`` > 1). It is the
-pipeline's `__call__` (diffusers 0.32 to 0.42) rewritten for a batch of requests whose
+pipeline's `__call__` (diffusers 0.36 to 0.42) rewritten for a batch of requests whose
 arguments differ, reusing the pipeline's own components and helper methods. A test checks
 that one request here equals ``pipeline(...)`` and that a batch equals its requests run one by
 one. How each per-request argument is kept per request:

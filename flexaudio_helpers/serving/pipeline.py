@@ -280,8 +280,8 @@ def generate_one(pipeline: Any, request: ResolvedRequest, progress: Progress | N
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
         progress(step + 1, request.num_inference_steps)
 
-    # `callback` (every `callback_steps` steps) is the progress hook this pipeline has, from
-    # diffusers 0.30 to today's 0.42: it has no `callback_on_step_end`.
+    # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every diffusers
+    # we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
     output = pipeline(
         request.prompt,
         audio_start_in_s=request.audio_start_in_s,
