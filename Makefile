@@ -89,7 +89,7 @@ $(OLDEST_VENV)/.installed: $(OLDEST_VENV)/constraints.txt
 	touch $@
 
 test-oldest: $(OLDEST_VENV)/.installed
-	$(OLDEST_BIN)/python -m pip freeze | grep -iE '^(torch|numpy|$(OLDEST_NAMES))=='
+	$(OLDEST_BIN)/python -m pip list --format=freeze | grep -iE '^(torch|numpy|$(OLDEST_NAMES))=='
 	$(OLDEST_BIN)/pytest -q -p no:cacheprovider --durations=5 $(OLDEST_TESTS)
 
 clean:
