@@ -1,5 +1,6 @@
 # make lab  : install everything into .venv (first time only), then open JupyterLab on notebooks/
 # make test : install everything into .venv (first time only), then lint and run every test
+# make test-oldest : the fast tests against the lowest versions pyproject.toml declares (.venv-oldest)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ TORCH ?= torch==2.13.0
 # Jupyter refuses to run as root (containers, cloud VMs) unless told it may.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test notebooks install lint format clean
+.PHONY: lab test test-oldest notebooks install lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,37 @@ notebooks: install
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 	$(NB_ENV) $(BIN)/pytest --nbmake --nbmake-timeout=300 --overwrite -p no:cacheprovider --durations=0 $(NB_RUN)
 	FLEXAUDIO_EXECUTED_NOTEBOOKS=$(CURDIR)/$(NB_RUN) $(NB_ENV) $(BIN)/pytest -q tests/test_notebook_outputs.py
+
+# The lowest declared versions, installed exactly, in a venv of their own. The packages below get
+# their pyproject.toml `>=` bound as `==` in a pip constraints file; everything else floats.
+# torch is pinned to $(TORCH), not to its declared bound: the only torch on our machines' disk is
+# the 2.13.0 CPU wheel, and PyPI's Linux torch is a CUDA build of several GB, so torch's own lower
+# bound (2.4) is not tested here.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_BIN := $(OLDEST_VENV)/bin
+OLDEST_PACKAGES := diffusers transformers accelerate torchsde sentencepiece httpx pydantic fastapi uvicorn
+OLDEST_TESTS := tests/test_params.py tests/test_batching.py tests/test_speed_options.py \
+	tests/test_endpoint.py $(wildcard tests/test_client*.py)
+empty :=
+OLDEST_NAMES := $(subst $(empty) $(empty),|,$(strip $(OLDEST_PACKAGES)))
+
+$(OLDEST_VENV)/constraints.txt: pyproject.toml
+	mkdir -p $(OLDEST_VENV)
+	sed -nE 's/^ *"($(OLDEST_NAMES))>=([^"]+)".*/\1==\2/p' pyproject.toml > $@.bounds
+	@test $$(wc -l < $@.bounds) -eq $(words $(OLDEST_PACKAGES)) || \
+		{ echo "pyproject.toml lacks a '>=' bound for one of: $(OLDEST_PACKAGES)"; exit 1; }
+	{ echo "$(TORCH)"; cat $@.bounds; } > $@ && rm $@.bounds
+
+$(OLDEST_VENV)/.installed: $(OLDEST_VENV)/constraints.txt
+	test -x $(OLDEST_BIN)/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_BIN)/python -m pip install --quiet --upgrade pip
+	$(OLDEST_BIN)/python -c "import torch" 2>/dev/null || $(OLDEST_BIN)/python -m pip install "$(TORCH)"
+	$(OLDEST_BIN)/python -m pip install --quiet -c $(OLDEST_VENV)/constraints.txt -e ".[local,test]"
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_BIN)/python -m pip list --format=freeze | grep -iE '^(torch|numpy|$(OLDEST_NAMES))=='
+	$(OLDEST_BIN)/pytest -q -p no:cacheprovider --durations=5 $(OLDEST_TESTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -80,6 +80,26 @@ def test_progress_reports_every_step(alone):
     assert steps[0] == [(1, 3), (2, 3), (3, 3)]
 
 
+class _Stop(Exception):
+    """Raised from `progress`, as the queue does when every caller of a run has gone."""
+
+
+@pytest.mark.parametrize("requests", [BATCH[:1], BATCH[:2]], ids=["one request", "a batch"])
+def test_progress_can_stop_a_run_between_steps(generator, requests):
+    """A single request (the pipeline's own call) and a batch (`denoise_batch`) both stop at the
+    first step whose `progress` raises, and the exception reaches the caller."""
+    steps: list[int] = []
+
+    def stop_after_the_first_step(done: int, total: int) -> None:
+        steps.append(done)
+        raise _Stop
+
+    long = [request.with_parameters(num_inference_steps=500) for request in requests]
+    with pytest.raises(_Stop):
+        generator.generate_batch(long, progress=stop_after_the_first_step)
+    assert steps == [1]
+
+
 def test_a_batch_gives_each_request_its_own_audio(generator, alone):
     singles, _ = alone
     batch = generator.generate_batch(BATCH)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.serving.batching import denoise_batch
 from flexaudio_helpers.serving.offline_model import OUTPUT_GAIN_DB, build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
 from flexaudio_helpers.serving.speed import SpeedOptions, choose_speed_options, parse_dtype
@@ -62,10 +63,18 @@ def test_overrides_win_over_the_automatic_choice():
 
 def test_compiled_transformer_gives_the_same_audio(plain):
     _, expected = plain
-    # The "eager" backend runs torch.compile's graph capture without needing a C++ compiler.
+    graphs = []
+
+    def capture_then_run_eagerly(graph, example_inputs):
+        # torch.compile's graph capture without needing a C++ compiler (like the "eager" backend).
+        graphs.append(graph)
+        return graph.forward
+
     compiled = load_generator(
-        "offline", device="cpu", options=SpeedOptions(compile=True, compile_backend="eager")
+        "offline", device="cpu", options=SpeedOptions(compile=True, compile_backend=capture_then_run_eagerly)
     )
+    np.testing.assert_array_equal(compiled.generate(REQUEST).samples, expected.samples)
+    assert graphs, "a single request (the pipeline's own call) did not run the compiled transformer"
     compiled.warm_up()
     assert compiled.options.compile and not compiled.speed.fallbacks
     np.testing.assert_array_equal(compiled.generate(REQUEST).samples, expected.samples)
@@ -96,6 +105,17 @@ def test_half_precision_runs_the_transformer_and_vae_only():
     audio = generator.generate(REQUEST)
     assert audio.samples.dtype == np.float32 and np.isfinite(audio.samples).all()
     assert generator.describe()["dtype"] == "bfloat16"
+
+
+def test_half_precision_single_requests_match_the_batch_loop():
+    """A single request runs through the pipeline's own call, a batch through `denoise_batch`.
+    In half precision both must feed the transformer the same values (fp32 conditioning cast to
+    bf16, bf16 latents), so one request gives the same samples either way."""
+    generator = load_generator("offline", device="cpu", dtype="bf16", warm_up=False)
+    resolved = generator.resolve(REQUEST)
+    with torch.inference_mode():
+        (looped,) = denoise_batch(generator.pipeline, [resolved])
+    np.testing.assert_array_equal(generator.generate(REQUEST).samples, looped.numpy())
 
 
 def test_half_precision_overflow_falls_back_to_fp32():

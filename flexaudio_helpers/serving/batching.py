@@ -1,9 +1,11 @@
 """One denoising run for several requests, each getting the audio it would get alone.
 
-This is `StableAudioPipeline.__call__` (diffusers 0.42) rewritten for a batch of requests
-whose arguments differ, reusing the pipeline's own components and helper methods. A test
-checks that one request here equals ``pipeline(...)`` and that a batch equals its requests
-run one by one. How each per-request argument is kept per request:
+A single request goes through the public `StableAudioPipeline.__call__` (see `pipeline`); this
+module is used only when several requests share a run (``max_batch`` > 1). It is the
+pipeline's `__call__` (diffusers 0.36 to 0.42) rewritten for a batch of requests whose
+arguments differ, reusing the pipeline's own components and helper methods. A test checks
+that one request here equals ``pipeline(...)`` and that a batch equals its requests run one by
+one. How each per-request argument is kept per request:
 
 - **Seed.** `pipeline.prepare_latents` takes a list of generators, one per row: row *i*'s
   starting noise is exactly what its generator alone would draw. The cosine DPM-Solver's
@@ -33,7 +35,7 @@ from typing import Any
 import torch
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
-# progress(done, total): called after each denoising step (the pipeline's legacy `callback`).
+# progress(done, total): called after each denoising step.
 Progress = Callable[[int, int], None]
 
 
@@ -104,16 +106,13 @@ def denoise_batch(
     pipeline: Any,
     requests: Sequence[ResolvedRequest],
     *,
-    denoiser: Callable[..., Any] | None = None,
     progress: Progress | None = None,
 ) -> list[torch.Tensor]:
     """Generate every request in one run; returns float32 CPU audio, channels first, per request.
 
-    `denoiser` replaces the transformer call (a compiled transformer); `progress` is called
-    with (steps done, total steps) after every step.
+    `progress` is called with (steps done, total steps) after every step.
     """
     check_compatible(requests)
-    denoiser = pipeline.transformer if denoiser is None else denoiser
     device = pipeline._execution_device  # the GPU even when components are offloaded to the CPU
     dtype = pipeline.transformer.dtype
     guided = requests[0].guided
@@ -153,7 +152,7 @@ def denoise_batch(
     for index, timestep in enumerate(timesteps):
         model_input = torch.cat([latents] * 2) if guided else latents
         model_input = pipeline.scheduler.scale_model_input(model_input, timestep)
-        noise_pred = denoiser(
+        noise_pred = pipeline.transformer(
             model_input,
             timestep.unsqueeze(0),
             encoder_hidden_states=text_audio,

@@ -5,9 +5,10 @@ Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way
 `load_generator("offline")` builds the offline model in code with no network.
 
 Speed options (dtype, compile, VAE slicing/tiling, CPU offload, batch size) are chosen by
-device in `speed.choose_speed_options`; pass overrides to `load_generator`. Generation runs
-the denoising loop of `batching.denoise_batch`, so several compatible requests can share one
-run and each still gets the audio it would get alone.
+device in `speed.choose_speed_options`; pass overrides to `load_generator`. A single request
+runs through the public `StableAudioPipeline.__call__`; several compatible requests (only when
+``max_batch`` > 1) share one run of `batching.denoise_batch`, and each still gets the audio it
+would get alone.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from .speed import (
     SpeedOptions,
     SpeedReport,
     choose_speed_options,
-    compile_denoiser,
+    compile_transformer,
     default_dtype,
     dtype_name,
     full_precision_copy,
+    hand_conditioning_to_transformer,
     place_pipeline,
     restore_weights,
+    run_eagerly,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,8 @@ class AudioGenerator:
             else None
         )
         place_pipeline(pipeline, self.options, device)
-        self._denoiser = compile_denoiser(pipeline.transformer, self.options)
+        hand_conditioning_to_transformer(pipeline)
+        compile_transformer(pipeline.transformer, self.options)
         if self.options.warm_up:
             self.warm_up()
         self._original_weights = None
@@ -210,11 +214,17 @@ class AudioGenerator:
     def generate_batch(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
     ) -> list[GeneratedAudio]:
-        """Generate compatible requests (equal `batch_key`) in one run; one result per request."""
+        """Generate compatible requests (equal `batch_key`) in one run; one result per request.
+
+        One request runs through the pipeline's own `__call__`; several share `denoise_batch`.
+        """
         resolved = [self.resolve(request) for request in requests]
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            clips = denoise_batch(self.pipeline, resolved, denoiser=self._denoiser, progress=progress)
+            if len(resolved) == 1:
+                clips = [generate_one(self.pipeline, resolved[0], progress=progress)]
+            else:
+                clips = denoise_batch(self.pipeline, resolved, progress=progress)
         seconds = time.perf_counter() - started
         return [
             GeneratedAudio(clip.numpy(), self.sample_rate, request.seed, seconds, len(resolved))
@@ -244,7 +254,7 @@ class AudioGenerator:
                 self.speed.fall_back(
                     f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
                 )
-                self._denoiser = self.pipeline.transformer
+                run_eagerly(self.pipeline.transformer)
                 return False
             if self.options.dtype in HALF_DTYPES and not all(
                 np.isfinite(clip.samples).all() for clip in clips
@@ -255,9 +265,37 @@ class AudioGenerator:
                 )
                 restore_weights(self.pipeline, self._original_weights)
                 place_pipeline(self.pipeline, self.options, self.device)
-                self._denoiser = compile_denoiser(self.pipeline.transformer, self.options)
+                compile_transformer(self.pipeline.transformer, self.options)
                 return False
         return True
+
+
+def generate_one(pipeline: Any, request: ResolvedRequest, progress: Progress | None = None) -> torch.Tensor:
+    """One request through the public `StableAudioPipeline.__call__`: float32 CPU audio, channels first.
+
+    `progress(done, total)` is called after every denoising step. It may raise to stop the run
+    (the queue does, when every caller has gone): the exception leaves the pipeline call.
+    """
+
+    def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
+        progress(step + 1, request.num_inference_steps)
+
+    # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every diffusers
+    # we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
+    output = pipeline(
+        request.prompt,
+        audio_start_in_s=request.audio_start_in_s,
+        audio_end_in_s=request.audio_end_in_s,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale,
+        negative_prompt=request.negative_prompt,
+        # A CPU generator draws the same noise whatever device runs the model.
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        callback=None if progress is None else report,
+        callback_steps=1,
+        output_type="pt",
+    )
+    return output.audios[0].float().cpu()
 
 
 def load_generator(

@@ -5,15 +5,16 @@ What each option does and why it keeps the output the same (within the dtype's t
 - **Half precision** (CUDA: fp16, the diffusers recipe's choice; bf16 on request; MPS: fp16;
   CPU: fp32). Only the DiT transformer and the VAE run in half precision: the T5 text encoder
   and the projection model run once per request and stay in fp32 (T5 is known to overflow in
-  fp16). The load-time warm-up checks that half precision gives finite audio; if not, the
-  model goes back to fp32 and the reason is kept in `SpeedReport.fallbacks`.
+  fp16); their output is cast to the transformer's dtype on its way out. The load-time warm-up
+  checks that half precision gives finite audio; if not, the model goes back to fp32 and the
+  reason is kept in `SpeedReport.fallbacks`.
 - **SDPA attention**: diffusers' `StableAudioAttnProcessor2_0` already calls
   `torch.nn.functional.scaled_dot_product_attention` (flash / memory-efficient kernels on
   CUDA); we set it explicitly so a model saved with another processor still gets it.
-- **torch.compile** of the transformer (off unless asked): compiled at load by a warm-up
-  generation, so the first user request is not the slow one. If compiling fails (no C++
-  compiler, no Triton, an unsupported op), the transformer runs eagerly and the reason is kept.
-  ``compile_mode="reduce-overhead"`` adds CUDA graphs.
+- **torch.compile** of the transformer (off unless asked), in place, so the pipeline's own loop
+  runs it too: compiled at load by a warm-up generation, so the first user request is not the
+  slow one. If compiling fails (no C++ compiler, no Triton, an unsupported op), the transformer
+  runs eagerly and the reason is kept. ``compile_mode="reduce-overhead"`` adds CUDA graphs.
 - **VAE slicing** (decode one clip of a batch at a time: same output, less memory) on CUDA;
   **VAE tiling** and **model CPU offload** only on GPUs with little memory (tiling blends
   overlapping windows, so it may change the audio slightly).
@@ -199,8 +200,31 @@ def place_pipeline(pipeline: Any, options: SpeedOptions, device: str) -> None:
         pipeline.to(device)
 
 
-def compile_denoiser(transformer: torch.nn.Module, options: SpeedOptions):
-    """The transformer, compiled when asked. Compilation happens lazily, at the first call (warm-up)."""
-    if not options.compile:
-        return transformer
-    return torch.compile(transformer, mode=options.compile_mode, backend=options.compile_backend)
+def hand_conditioning_to_transformer(pipeline: Any) -> None:
+    """Make the projection model's outputs leave it in the transformer's dtype.
+
+    The text encoder and projection model stay fp32 while the transformer and VAE may run in half
+    precision. `StableAudioPipeline.__call__` passes the projection's output straight to the
+    transformer and draws its latents in that output's dtype, so without this cast a half-precision
+    transformer gets fp32 inputs and fails. The cast is the one `batching.denoise_batch` applies
+    too, so both paths feed the transformer the same values. Call once per pipeline.
+    """
+
+    def cast_to_transformer_dtype(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
+        dtype = pipeline.transformer.dtype  # read at each call: a fallback to fp32 changes it
+        return type(output)(**{name: value.to(dtype) for name, value in output.items()})
+
+    pipeline.projection_model.register_forward_hook(cast_to_transformer_dtype)
+
+
+def compile_transformer(transformer: torch.nn.Module, options: SpeedOptions) -> None:
+    """Compile the transformer in place when asked, so every caller (the pipeline's own loop and
+    `denoise_batch`) runs the compiled one. Compilation happens lazily, at the first call (warm-up)."""
+    if options.compile:
+        transformer.compile(mode=options.compile_mode, backend=options.compile_backend)
+
+
+def run_eagerly(transformer: torch.nn.Module) -> None:
+    """Undo `compile_transformer`. torch has no public "uncompile"; a disabled torch.compile is
+    documented as a no-op, so the module's calls go straight to its plain forward again."""
+    transformer.compile(backend="eager", disable=True)
