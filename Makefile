@@ -93,4 +93,4 @@ test-oldest: $(OLDEST_VENV)/.installed
 	$(OLDEST_BIN)/pytest -q -p no:cacheprovider --durations=5 $(OLDEST_TESTS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache test-artifacts

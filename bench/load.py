@@ -50,6 +50,7 @@ from flexaudio_helpers.protocol import (
     HEALTH_ROUTE,
     QUEUE_SECONDS_HEADER,
 )
+from flexaudio_helpers.retry import log as retry_log
 
 DROPPED_LINE = "client disconnected before its audio was ready"  # what the endpoint logs
 
@@ -177,7 +178,7 @@ def retried(
 ) -> list[Outcome]:
     """Every client sends `requests` requests through `AudioClient`, which retries 503s."""
     counter = _RetryCounter()
-    client_log = logging.getLogger("flexaudio_helpers.client")
+    client_log = retry_log  # where AudioClient's retry policy logs each "retrying in"
     previous_level = client_log.level
     client_log.setLevel(logging.INFO)
     client_log.addHandler(counter)
