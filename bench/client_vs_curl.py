@@ -29,28 +29,17 @@ import numpy as np
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.deploy.server_process import (
-    ServerNotReady,
-    free_port,
-    server_command,
-    server_environment,
-    server_url,
-    start_healthy_child,
-    stop_child,
-)
+from flexaudio_helpers.deploy.server_process import ServerNotReady, start_offline_child, stop_child
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.protocol import GENERATION_SECONDS_HEADER, QUEUE_SECONDS_HEADER
 
 
 def start_endpoint(folder: Path, api_key: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = server_environment(api_key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
-    log_path = folder / "server.log"
-    url = server_url(port)
     try:
-        return start_healthy_child(server_command("offline", port), env, log_path, url, timeout=180), url
+        process, url, _ = start_offline_child(folder, api_key)
     except ServerNotReady as exc:
         sys.exit(str(exc))
+    return process, url
 
 
 def server_seconds(headers: dict[str, str]) -> float:

@@ -36,14 +36,7 @@ import httpx
 import psutil
 
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.deploy.server_process import (
-    free_port,
-    server_command,
-    server_environment,
-    server_url,
-    start_healthy_child,
-    stop_child,
-)
+from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
 from flexaudio_helpers.protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
@@ -72,15 +65,13 @@ class Endpoint:
         stop_child(self.process)
 
 
-def start_endpoint(folder: Path, *, max_waiting: int, port: int = 0, timeout: float = 180) -> Endpoint:
+def start_endpoint(folder: Path, *, max_waiting: int, timeout: float = 180) -> Endpoint:
     """``python -m flexaudio_helpers.serving --model offline`` on 127.0.0.1; returns once /health answers."""
-    port = port or free_port()
     key = f"load-key-{secrets.token_hex(8)}"
-    env = server_environment(key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
-    log_path = folder / f"endpoint-{port}.log"
-    command = server_command("offline", port, "--max-waiting", str(max_waiting))
-    process = start_healthy_child(command, env, log_path, server_url(port), timeout=timeout)
-    return Endpoint(server_url(port), key, process, log_path)
+    process, url, log_path = start_offline_child(
+        folder, key, "--max-waiting", str(max_waiting), timeout=timeout
+    )
+    return Endpoint(url, key, process, log_path)
 
 
 @dataclass

@@ -13,14 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flexaudio_helpers.deploy.server_process import (
-    free_port,
-    server_command,
-    server_environment,
-    server_url,
-    start_healthy_child,
-    stop_child,
-)
+from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
 
 EXAMPLE_1 = {
     "inputs": "Relaxing piano music with soft ambient sounds, calm and peaceful",
@@ -49,19 +42,9 @@ def start_server(
 
     `preexec_fn` runs in the child before the server starts (e.g. to set its open-file limit).
     """
-    port = free_port()
     api_key = api_key or f"test-key-{secrets.token_hex(8)}"
-    env = server_environment(api_key, FLEXAUDIO_STATE_DIR=str(tmp / "state"))
-    log_path = tmp / f"server-{port}.log"
-    process = start_healthy_child(
-        server_command("offline", port, *extra),
-        env,
-        log_path,
-        server_url(port),
-        timeout=timeout,
-        preexec_fn=preexec_fn,
-    )
-    return RunningServer(server_url(port), api_key, process, log_path)
+    process, url, log_path = start_offline_child(tmp, api_key, *extra, timeout=timeout, preexec_fn=preexec_fn)
+    return RunningServer(url, api_key, process, log_path)
 
 
 def stop_server(server: RunningServer) -> None:

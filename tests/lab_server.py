@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+
+from flexaudio_helpers.deploy.server_process import free_port
 
 # The overrides `make lab` installs (see the Makefile): no news question and no update check, so no
 # toast appears over the notebook, and JupyterLab asks no website for anything.

@@ -15,8 +15,9 @@ import time
 
 import httpx
 import pytest
-from conftest import free_port, start_server, stop_server
+from conftest import start_server, stop_server
 
+from flexaudio_helpers.deploy.server_process import free_port
 from flexaudio_helpers.protocol import GENERATIONS_ROUTE
 
 BODY = {"inputs": "idle burst", "parameters": {"num_inference_steps": 2, "audio_end_in_s": 1.0}}

@@ -161,6 +161,27 @@ def start_healthy_child(
     return process
 
 
+def start_offline_child(
+    folder: Path,
+    api_key: str,
+    *extra: str,
+    timeout: float = 180,
+    preexec_fn: Callable[[], Any] | None = None,
+) -> tuple[subprocess.Popen, str, Path]:
+    """The offline-model server as a child of this process, for tests and benchmarks.
+
+    Its state folder and log file go in `folder`; `extra` are more server arguments. Returns
+    (process, url, log path) once /health answers; `ServerNotReady` (with the log) if it does not.
+    """
+    port = free_port()
+    log_path = folder / f"server-{port}.log"
+    environment = server_environment(api_key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
+    url = server_url(port)
+    command = server_command("offline", port, *extra)
+    process = start_healthy_child(command, environment, log_path, url, timeout=timeout, preexec_fn=preexec_fn)
+    return process, url, log_path
+
+
 # -- stopping -------------------------------------------------------------------------------
 
 
