@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import free_port
 
 from flexaudio_helpers import tour
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main as cli
 from flexaudio_helpers.deploy import LocalDeployment, store
 from flexaudio_helpers.deploy.endpoint import Endpoint
+from flexaudio_helpers.deploy.server_process import free_port
 from flexaudio_helpers.errors import FlexAudioError
 from flexaudio_helpers.state import state_dir
 

@@ -28,12 +28,12 @@ import traceback
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from starlette.requests import Request
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.deploy import connect
+from flexaudio_helpers.deploy.server_process import free_port
 from flexaudio_helpers.errors import AuthenticationError, EndpointUnavailable
 from flexaudio_helpers.serving import app as serving_app
 
