@@ -1,5 +1,6 @@
 # make lab  : install everything into .venv (first time only), then open JupyterLab on notebooks/
-# make test : install everything into .venv (first time only), then lint and run every test
+# make test : install everything into .venv (first time only), then lint, the fast tests and the notebooks
+# make test-all : make test plus the slow tier (whole tours, browser, load, full fuzzing): what CI runs
 # make test-oldest : the fast tests against the lowest versions pyproject.toml declares (.venv-oldest)
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ TORCH ?= torch==2.13.0
 # Jupyter refuses to run as root (containers, cloud VMs) unless told it may.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test test-oldest notebooks install lint format clean
+.PHONY: lab test test-all test-oldest notebooks install lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +51,12 @@ NB_ENV := FLEXAUDIO_TARGET=local FLEXAUDIO_MODEL=offline \
 	INFERENCE_URL= INFERENCE_API_KEY=
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=10
+	$(MAKE) notebooks
+
+# The slow tier is marked @pytest.mark.slow; RUN_SLOW=1 runs it (tests/conftest.py).
+test-all: lint
+	RUN_SLOW=1 $(BIN)/pytest --durations=25
 	$(MAKE) notebooks
 
 # Executes copies (the committed notebooks stay without outputs), then scans the executed copies.

@@ -1,4 +1,8 @@
-"""Shared fixtures: a real local endpoint on 127.0.0.1 serving the offline model.
+"""Shared fixtures (a real local endpoint on 127.0.0.1 serving the offline model) and the two test tiers.
+
+Tiers, as diffusers' `@slow`: `make test` runs the fast tier; `make test-all` sets RUN_SLOW=1 and adds
+the tests marked `@pytest.mark.slow` (whole tours, the browser, load, servers of their own) and runs
+Hypothesis at full size (`examples(n)` gives n there and a twentieth of it, at least 10, here).
 
 Servers start and stop through `flexaudio_helpers.deploy.server_process`, as `LocalDeployment`'s
 do, but as children of the test process (tests kill them, read their exit and limit them).
@@ -6,6 +10,7 @@ do, but as children of the test process (tests kill them, read their exit and li
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -14,6 +19,23 @@ from pathlib import Path
 import pytest
 
 from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
+
+RUN_SLOW = os.environ.get("RUN_SLOW") == "1"
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples for this tier: `full` under `make test-all`, a twentieth (at least 10) otherwise."""
+    return full if RUN_SLOW else max(10, full // 20)
+
+
+def pytest_collection_modifyitems(config, items):
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow tier: run by `make test-all` (RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 EXAMPLE_1 = {
     "inputs": "Relaxing piano music with soft ambient sounds, calm and peaceful",
