@@ -24,7 +24,7 @@ RUN_SLOW = os.environ.get("RUN_SLOW") == "1"
 
 
 def examples(full: int) -> int:
-    """Hypothesis examples for this tier: `full` under `make test-all`, a twentieth (at least 10) otherwise."""
+    """Hypothesis examples: `full` under `make test-all`, else a twentieth of it (at least 10)."""
     return full if RUN_SLOW else max(10, full // 20)
 
 
