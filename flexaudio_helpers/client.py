@@ -32,6 +32,7 @@ from .batch import BatchResult, generate_many
 from .errors import (
     AuthenticationError,
     EndpointNotConfigured,
+    EndpointNotFound,
     GenerationFailed,
     GenerationTimeout,
 )
@@ -195,7 +196,11 @@ class AudioClient:
     def api(self) -> apis.Api:
         """The API spoken; with ``api="auto"``, read from ``GET /v1/models`` the first time."""
         if self._api is None:
-            self._api = apis.detect(self.models())
+            try:
+                models = self.models()
+            except EndpointNotFound:  # no /v1/models: nothing to tell the APIs apart by
+                models = None
+            self._api = apis.detect(models)
         return self._api
 
     @property
