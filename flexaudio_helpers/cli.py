@@ -21,13 +21,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import apis
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
 from .errors import EndpointNotConfigured, FlexAudioError, InvalidParameters
 from .files import atomic_writer
 from .inputs import as_request
-from .protocol import INFERENCE_API_KEY_ENV, OFFLINE_NOTICE
+from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, OFFLINE_NOTICE
 from .redact import mask_echoed
 from .settings import resolve
 
@@ -72,7 +73,7 @@ def _client(args: argparse.Namespace) -> AudioClient:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
-    return AudioClient(args.url, api_key, read_timeout=args.timeout, max_retries=args.retries)
+    return AudioClient(args.url, api_key, read_timeout=args.timeout, max_retries=args.retries, api=args.api)
 
 
 def _check_audio_path(path: Path) -> None:
@@ -251,6 +252,12 @@ def _endpoint_options() -> argparse.ArgumentParser:
         default=INFERENCE_API_KEY_ENV,
         metavar="NAME",
         help=f"the environment variable holding the API key (default: {INFERENCE_API_KEY_ENV}, or .env)",
+    )
+    group.add_argument(
+        "--api",
+        choices=apis.CHOICES,
+        help=f"the API the endpoint speaks (default: ${INFERENCE_API_ENV}, else {apis.FLEXSERVE}; "
+        "auto reads GET /v1/models)",
     )
     group.add_argument("--timeout", type=float, default=900.0, help="read timeout in seconds (default 900)")
     group.add_argument("--retries", type=int, default=4, help="retries when busy or unreachable (default 4)")

@@ -5,7 +5,8 @@ with a bearer key and returns a `Clip`. Timeouts are explicit (short connect, lo
 or unreachable endpoint is retried by a `retry.RetryPolicy`, every failure is a typed error from
 `errors` carrying the server's message and field, and the API key never appears in a repr, a log
 line, an exception or a URL. Like httpx's ``Client``, it takes a ``transport=`` (tests pass an
-``httpx.MockTransport``).
+``httpx.MockTransport``). It speaks vLLM-Omni's Stable Audio API as well, when told to
+(``api="vllm-omni"`` or ``INFERENCE_API=vllm-omni``; see `apis`).
 
     from flexaudio_helpers.client import AudioClient
 
@@ -25,12 +26,13 @@ from typing import Any
 
 import httpx
 
-from . import __version__
+from . import __version__, apis
 from .audio import Clip
 from .batch import BatchResult, generate_many
 from .errors import (
     AuthenticationError,
     EndpointNotConfigured,
+    EndpointNotFound,
     GenerationFailed,
     GenerationTimeout,
 )
@@ -39,6 +41,7 @@ from .params import CHANNELS, MAX_AUDIO_SECONDS
 from .protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
+    INFERENCE_API_ENV,
     INFERENCE_API_KEY_ENV,
     INFERENCE_URL_ENV,
     MODELS_ROUTE,
@@ -93,6 +96,11 @@ class AudioClient:
     `read_timeout` + 120) however slowly the bytes trickle in. `transport` is handed to
     ``httpx.Client`` (e.g. an ``httpx.MockTransport``).
 
+    `api` is the API spoken (`apis`): ``"flexserve"`` (FlexAI and our local endpoint),
+    ``"vllm-omni"`` (vLLM-Omni's Stable Audio API; ``apis.VllmOmni(response_format="flac")`` asks
+    for FLAC or MP3), or ``"auto"`` (read from ``GET /v1/models`` on first use, only when
+    unambiguous); it defaults to ``INFERENCE_API``, then FlexServe.
+
     Raises `EndpointNotConfigured` (no usable URL), `AuthenticationError` (a key that cannot be
     sent in a header) and `ValueError` (a limit out of range).
     """
@@ -111,6 +119,7 @@ class AudioClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         max_decoded_samples: int = MAX_DECODED_SAMPLES,
         transport: httpx.BaseTransport | None = None,
+        api: str | apis.Api | None = None,
     ) -> None:
         if max_retries < 0 or backoff < 0 or connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive and max_retries/backoff at least 0")
@@ -118,7 +127,11 @@ class AudioClient:
             raise ValueError("total_timeout and max_response_bytes must be positive")
         wanted = [
             name
-            for name, given in ((INFERENCE_URL_ENV, url), (INFERENCE_API_KEY_ENV, api_key))
+            for name, given in (
+                (INFERENCE_URL_ENV, url),
+                (INFERENCE_API_KEY_ENV, api_key),
+                (INFERENCE_API_ENV, api),
+            )
             if given is None
         ]
         found = resolve(*wanted, env_file=env_file) if wanted else {}
@@ -128,6 +141,7 @@ class AudioClient:
                 f"no endpoint URL: pass url=..., or set {INFERENCE_URL_ENV} (in the environment or a .env "
                 f"file) to the endpoint's base URL, e.g. from `{INSPECT_HINT}`"
             )
+        self._api = apis.choose(api, found.get(INFERENCE_API_ENV))  # None: "auto", detected on first use
         self._api_key = (api_key if api_key is not None else found.get(INFERENCE_API_KEY_ENV)) or None
         if self._api_key:
             check_key(self._api_key)
@@ -179,14 +193,25 @@ class AudioClient:
         return self.retry.backoff
 
     @property
+    def api(self) -> apis.Api:
+        """The API spoken; with ``api="auto"``, read from ``GET /v1/models`` the first time."""
+        if self._api is None:
+            try:
+                models = self.models()
+            except EndpointNotFound:  # no /v1/models: nothing to tell the APIs apart by
+                models = None
+            self._api = apis.detect(models)
+        return self._api
+
+    @property
     def generations_url(self) -> str:
         """Where generation requests go."""
-        return join_route(self.url, GENERATIONS_ROUTE)
+        return join_route(self.url, self.api.route)
 
     def _scrub(self, text: str) -> str:
         return mask_echoed(text, [self._api_key])  # should a server echo the key back
 
-    def _call(self, method: str, route: str, body: dict | None = None) -> httpx.Response:
+    def _call(self, method: str, route: str, body: dict | None = None, advice: str = "") -> httpx.Response:
         """One call under the retry policy; returns the answer, raising the typed error if it failed."""
         url = join_route(self.url, route)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -201,7 +226,7 @@ class AudioClient:
                 body=body,
                 scrub=self._scrub,
                 auth_advice=KEY_ADVICE if self._api_key else NO_KEY_ADVICE,
-                not_found_advice=not_found_advice(self.url, self.removed_suffixes),
+                not_found_advice=not_found_advice(self.url, self.removed_suffixes) + advice,
             )
         return response
 
@@ -247,12 +272,13 @@ class AudioClient:
         (busy or unreachable after the retries), `GenerationTimeout` (no answer within
         `read_timeout`, or still sending after `total_timeout`), `GenerationFailed` (500, a
         redirect, another status), `ResponseTooLarge`, `InvalidAudioResponse` (not audio, or
-        truncated) and `InvalidResponse` (a bad ``X-Seed``). All are `FlexAudioError`s.
+        truncated), `InvalidResponse` (a bad ``X-Seed``) and, with ``api="auto"``,
+        `EndpointNotConfigured` (``/v1/models`` does not show one API). All are `FlexAudioError`s.
         """
         request = as_request(prompt_or_request, **parameters)
-        body = request.to_body()
+        body = self.api.body(request)
         started = time.perf_counter()
-        response = self._call("POST", GENERATIONS_ROUTE, body)
+        response = self._call("POST", self.api.route, body, advice=apis.not_found_advice(self.api))
         timings = {"request": time.perf_counter() - started}
         for key, header in (("generation", GENERATION_SECONDS_HEADER), ("queue", QUEUE_SECONDS_HEADER)):
             value = header_number(response, header)
@@ -311,7 +337,8 @@ class AudioClient:
         The key appears as ``$INFERENCE_API_KEY``, never its value. Raises `InvalidParameters`
         for an invalid request.
         """
-        body = json.dumps(as_request(prompt_or_request, **parameters).to_body(), indent=2, ensure_ascii=False)
+        request = as_request(prompt_or_request, **parameters)
+        body = json.dumps(self.api.body(request), indent=2, ensure_ascii=False)
         return " \\\n  ".join(
             [
                 "curl -X POST",

@@ -127,6 +127,51 @@ class GenerationRequest(BaseModel):
         return self.build(self.inputs, **{**self.parameters.model_dump(exclude_none=True), **changes})
 
 
+# vLLM-Omni's Stable Audio request (vllm-project/vllm-omni, vllm_omni/entrypoints/openai/protocol/
+# audio.py, commit 0131cb5560450800b800e889fb849ea2c851bd3f) gives a length from a start, not an end,
+# and a signed 64-bit seed; its server hands audio_start + audio_length to the pipeline as
+# audio_end_in_s (serving_audio_generate.py, commit 2fbb42fd33843cabf3432929ab65262dadd8d3d3).
+VLLM_OMNI_MAX_SEED = 2**63 - 1
+VLLM_OMNI_ALLOWED_SEED = f"an integer from 0 to {VLLM_OMNI_MAX_SEED} (2**63 - 1) on vLLM-Omni"
+
+
+def vllm_omni_body(request: GenerationRequest) -> dict[str, Any]:
+    """`request` as the generation fields of a vLLM-Omni ``POST /v1/audio/generate`` body.
+
+    The prompt becomes ``input`` and ``audio_end_in_s`` becomes ``audio_length`` (end minus start)
+    beside ``audio_start``; the other fields keep their names. Raises `InvalidParameters` for what
+    that API cannot say: a seed over 2**63 - 1, or ``audio_start_in_s`` without ``audio_end_in_s``
+    (vLLM-Omni applies a start only together with a length).
+    """
+    parameters = request.parameters
+    if parameters.seed is not None and parameters.seed > VLLM_OMNI_MAX_SEED:
+        raise InvalidParameters(
+            f"parameters.seed={parameters.seed} is not allowed; allowed: {VLLM_OMNI_ALLOWED_SEED}",
+            field="parameters.seed",
+            value=parameters.seed,
+            allowed=VLLM_OMNI_ALLOWED_SEED,
+        )
+    start, end = parameters.audio_start_in_s, parameters.audio_end_in_s
+    if start is not None and end is None:
+        raise InvalidParameters(
+            f"parameters.audio_start_in_s={start} needs audio_end_in_s on vLLM-Omni: it applies a start "
+            "only together with a length (audio_length = audio_end_in_s - audio_start_in_s)",
+            field="parameters.audio_start_in_s",
+            value=start,
+            allowed=ALLOWED["audio_start_in_s"],
+        )
+    body: dict[str, Any] = {"input": request.inputs}
+    if end is not None:
+        body["audio_length"] = end - (start or 0.0)
+        if start is not None:
+            body["audio_start"] = start
+    for name in ("negative_prompt", "guidance_scale", "num_inference_steps", "seed"):
+        value = getattr(parameters, name)
+        if value is not None:
+            body[name] = value
+    return body
+
+
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

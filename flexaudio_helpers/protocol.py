@@ -20,6 +20,11 @@ GENERATIONS_ROUTE = "/v1/audios/generations"
 MODELS_ROUTE = "/v1/models"
 HEALTH_ROUTE = "/health"
 
+# The other API the client speaks (`apis`): vLLM-Omni's Stable Audio route, and the variable that
+# chooses an API beside INFERENCE_URL ("flexserve", "vllm-omni" or "auto").
+VLLM_OMNI_AUDIO_ROUTE = "/v1/audio/generate"
+INFERENCE_API_ENV = "INFERENCE_API"
+
 # Facts our endpoint adds as response headers (FlexAI's FlexServe may not send them).
 SEED_HEADER = "X-Seed"
 GENERATION_SECONDS_HEADER = "X-Generation-Seconds"
