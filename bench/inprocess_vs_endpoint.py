@@ -1,7 +1,7 @@
 """Notebook 06's question: does a generation in this process take as long as the same one through the
 local endpoint? Side by side in one run, on the offline model, with the product's own paths.
 
-- in-process: `tour.generate_here` on a generator loaded here (what notebook 06 runs: the
+- in-process: `generate_here` on a generator loaded here (what notebook 06 runs: the
   generation runs on a worker thread, as in the endpoint);
 - main thread: `generator.generate` called on this process's main thread (what 06 did before);
 - endpoint: `AudioClient.generate` against a server started by `LocalDeployment.serve` (what
@@ -33,7 +33,7 @@ def main() -> None:
     os.environ["FLEXAUDIO_STATE_DIR"] = tempfile.mkdtemp(prefix="flexaudio-bench-")
     os.environ.pop("INFERENCE_URL", None)
 
-    from flexaudio_helpers import tour
+    from flexaudio_helpers import generate_here, tour
     from flexaudio_helpers.deploy import LocalDeployment
     from flexaudio_helpers.serving.pipeline import load_generator
 
@@ -45,7 +45,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; torch uses {torch.get_num_threads()} threads here (the server: the same)")
 
     def here() -> float:
-        return tour.generate_here(generator, request).timings["request"]
+        return generate_here(generator, request).timings["request"]
 
     def main_thread() -> float:
         started = time.perf_counter()

@@ -3,9 +3,9 @@
 Everything a notebook needs is importable from here, and loaded only when first used (as
 librosa does), so ``import flexaudio_helpers`` stays quick and never loads torch::
 
-    from flexaudio_helpers import connect, plot_clip, tour
-    endpoint = tour.find_or_serve(connect())
-    clip = endpoint.client().generate("Rain on a tin roof", audio_end_in_s=5.0)
+    from flexaudio_helpers import connect, find_or_serve, plot_clip
+    client = find_or_serve(connect(), "stable-audio-open").client()
+    clip = client.generate("Rain on a tin roof", audio_end_in_s=5.0)
     plot_clip(clip)
 
 Where each idea lives (one concern per module) is listed in the README's "What is inside".
@@ -26,6 +26,10 @@ _PUBLIC = {
     "LocalDeployment": "deploy",
     "clean_up": "deploy",
     "remember_endpoint": "deploy",
+    "find_or_serve": "tour",
+    "hugging_face_token": "tour",
+    "write_env_file": "tour",
+    "forget_saved_state": "tour",
     "choose_model": "deploy.local",
     "huggingface_login": "deploy.local",
     # calling them
@@ -48,11 +52,11 @@ _PUBLIC = {
     # in this process, on this machine's device
     "load_generator": "serving.pipeline",
     "pick_device": "serving.pipeline",
+    "save_offline_model": "serving.offline_model",
+    "generate_here": "inprocess",
     # errors a notebook catches
     "FlexAudioError": "errors",
     "InvalidParameters": "errors",
-    # the tutorial's shared examples and steps
-    "tour": "",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -72,7 +76,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time the names load on first use
-    from . import tour
     from .analysis import analyze, check, compare
     from .audio import Clip
     from .cli import shell_command
@@ -81,6 +84,9 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .deploy.local import choose_model, huggingface_login
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
+    from .inprocess import generate_here
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
+    from .serving.offline_model import save_offline_model
     from .serving.pipeline import load_generator, pick_device
+    from .tour import find_or_serve, forget_saved_state, hugging_face_token, write_env_file

@@ -298,6 +298,12 @@ def test_the_verbs_do_what_the_buttons_do_and_wait(explorer, tmp_path):
     with pytest.raises(ValueError, match="allowed: clip numbers 1 to 3"):
         explorer.compare(1, 9)
     assert "clip numbers 1 to 3" in explorer.compare_message.value
+    # A sweep's own takes, by value: right whatever else the session made before or after.
+    assert sweep.take(2) is sweep.takes[1][1] and sweep.take(2).number == 3
+    comparison = explorer.compare(sweep.take(2), sweep.take(1))
+    assert (comparison.a.number, comparison.b.number) == (3, 2)
+    with pytest.raises(ValueError, match=r"sweep 1 made no clip with seed=5 \(it made: 1, 2\)"):
+        sweep.take(5)
 
     manifest = explorer.export(tmp_path / "export")
     assert manifest == tmp_path / "export" / MANIFEST_NAME and explorer.export_folder.value == str(

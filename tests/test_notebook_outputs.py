@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -63,9 +64,24 @@ def _output_text(name: str) -> str:
     return "\n".join("".join(part) if isinstance(part, list) else part for part in parts)
 
 
-def test_the_explorer_notebook_shows_its_clip_sweep_and_manifest():
-    """05's cells hold no asserts (learners read them), so its outputs are checked here instead."""
+# The notebooks' cells hold no asserts (learners read them), so their outputs are checked here instead.
+
+
+def test_the_explorer_notebook_shows_its_clip_sweep_comparison_and_manifest():
     text = _output_text("05_parameter_explorer.ipynb")
     assert "Clip #1" in text, "the generated clip's status is missing"
     assert "2 of 2 clips" in text, "the sweep did not finish both clips"
-    assert "<table>" in text and "manifest.jsonl" in text, "the manifest table is missing"
+    assert "A: clip #2" in text and "B: clip #3" in text, "compare did not show the sweep's two takes"
+    assert "manifest.jsonl" in text and '"request"' in text, "the manifest and its first line are missing"
+
+
+def test_the_generate_notebook_shows_the_curl_command_and_three_clips():
+    text = _output_text("04_generate_examples.ipynb")
+    assert "curl -X POST" in text and "$INFERENCE_API_KEY" in text and '"seed": 42' in text
+    assert text.count("<audio") >= 3, "each of the three examples should play"
+
+
+def test_the_local_notebook_runs_the_diffusers_call_and_splits_the_time():
+    text = _output_text("06_local_gpu.ipynb")
+    assert "torch.Size([2, " in text, "the diffusers call's audio shape is missing"
+    assert re.search(r"denoising \d+\.\d s, decoding \d+\.\d s", text), "generate_here's timing is missing"

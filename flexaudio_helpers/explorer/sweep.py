@@ -40,6 +40,17 @@ class SweepResult:
         total = len(self.takes) + len(self.problems)
         return f"Sweep {self.number}: {len(self.takes)} of {total} clips in {self.seconds:.1f} s."
 
+    def take(self, value: Any) -> Take:
+        """The take this sweep made with `value` (e.g. ``sweep.take(3)`` for guidance 3), for `compare`.
+
+        Raises `ValueError` naming the values it made when `value` is not one of them (or failed).
+        """
+        for made, take in self.takes:
+            if made == value:
+                return take
+        made = ", ".join(str(made) for made, _ in self.takes) or "none"
+        raise ValueError(f"sweep {self.number} made no clip with {self.parameter}={value} (it made: {made})")
+
     def __repr__(self) -> str:
         return f"<SweepResult {self.summary}>"
 
