@@ -3,8 +3,8 @@
 Everything a notebook needs is importable from here, and loaded only when first used (as
 librosa does), so ``import flexaudio_helpers`` stays quick and never loads torch::
 
-    from flexaudio_helpers import connect, plot_clip, tour
-    endpoint = tour.find_or_serve(connect())
+    from flexaudio_helpers import connect, find_or_serve, plot_clip
+    endpoint = find_or_serve(connect())
     clip = endpoint.client().generate("Rain on a tin roof", audio_end_in_s=5.0)
     plot_clip(clip)
 
@@ -23,6 +23,10 @@ _PUBLIC = {
     # serving and finding endpoints
     "connect": "deploy",
     "endpoint": "deploy",
+    "find_or_serve": "deploy",
+    "write_env_file": "deploy",
+    "hugging_face_token": "settings",
+    "forget_saved_state": "state",
     "LocalDeployment": "deploy",
     "clean_up": "deploy",
     "remember_endpoint": "deploy",
@@ -77,10 +81,20 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .audio import Clip
     from .cli import shell_command
     from .client import AudioClient
-    from .deploy import LocalDeployment, clean_up, connect, endpoint, remember_endpoint
+    from .deploy import (
+        LocalDeployment,
+        clean_up,
+        connect,
+        endpoint,
+        find_or_serve,
+        remember_endpoint,
+        write_env_file,
+    )
     from .deploy.local import choose_model, huggingface_login
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.pipeline import load_generator, pick_device
+    from .settings import hugging_face_token
+    from .state import forget_saved_state

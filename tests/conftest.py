@@ -1,7 +1,7 @@
 """Shared fixtures: a real local endpoint on 127.0.0.1 serving the offline model.
 
-Servers start and stop through `flexaudio_helpers.deploy.server_process`, as `LocalDeployment`'s
-do, but as children of the test process (tests kill them, read their exit and limit them).
+Servers start and stop through `tests/server_process.py`, from the pieces `LocalDeployment` uses,
+but as children of the test process (tests kill them, read their exit and limit them).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
+from server_process import start_offline_child, stop_child
 
 EXAMPLE_1 = {
     "inputs": "Relaxing piano music with soft ambient sounds, calm and peaceful",

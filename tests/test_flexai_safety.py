@@ -24,13 +24,13 @@ from flexaudio_helpers.deploy import (
     server_process,
     store,
 )
-from flexaudio_helpers.deploy.flexai_checks import EndpointStillRunning
 from flexaudio_helpers.deploy.flexai_output import non_interactive_flag, table_lookup
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CommandFailed,
     DeploymentTimeout,
     EndpointFailed,
+    EndpointStillRunning,
     NotLoggedIn,
     UnsupportedCommand,
 )

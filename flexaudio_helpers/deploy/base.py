@@ -18,7 +18,7 @@ from tqdm.std import tqdm
 
 from ..params import MODEL_ID
 from . import store
-from .endpoint import Endpoint, EndpointInfo
+from .endpoint_info import Endpoint, EndpointInfo
 from .readiness import confirm_endpoint, format_elapsed, wait_for_running
 
 

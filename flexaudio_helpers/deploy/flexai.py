@@ -26,16 +26,8 @@ from ..redact import mask_json, strip_ansi
 from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
-from .endpoint import Endpoint, EndpointInfo
-from .flexai_checks import (
-    GONE,
-    GONE_STATUSES,
-    STOPPED_STATUSES,
-    TARGET,
-    EndpointStillRunning,
-    endpoint_state,
-    run_and_confirm,
-)
+from .endpoint_info import GONE, GONE_STATUSES, STOPPED_STATUSES, Endpoint, EndpointInfo
+from .flexai_checks import TARGET, endpoint_state, run_and_confirm
 from .flexai_cli import LOGIN_COMMAND, FlexAICLI
 from .flexai_output import (
     ALREADY_EXISTS_WORDS,
@@ -48,8 +40,6 @@ from .flexai_output import (
 )
 
 LOGS_TIMEOUT = 30.0
-
-__all__ = ["EndpointStillRunning", "FlexAIDeployment"]
 
 
 class FlexAIDeployment(Deployment):

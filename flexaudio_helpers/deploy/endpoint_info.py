@@ -1,4 +1,5 @@
-"""What a deployment hands back: an `Endpoint` to call and an `EndpointInfo` to look at."""
+"""What a deployment hands back: an `Endpoint` to call and an `EndpointInfo` to look at, and the
+words an endpoint's status may hold."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ..errors import EndpointUnavailable
 
+# The endpoint-status vocabulary, one home for every target (FlexAI's words; local uses a few).
 READY_STATUS = "running"
 # Words that mean the endpoint will not become ready by waiting longer.
 TERMINAL_WORDS = (
@@ -21,6 +23,17 @@ TERMINAL_WORDS = (
     "killed",
     "deleted",
 )
+# Statuses that mean someone is stopping or deleting the endpoint (-> what it will be).
+WINDING_DOWN = {
+    "stop in progress": "stopped",
+    "stopping": "stopped",
+    "deleting": "deleted",
+    "terminating": "deleted",
+}
+# What counts as "delete happened" (a terminal "deleting" included) and as "stop happened".
+GONE_STATUSES = ("deleting", "deleted", "terminating", "terminated")
+STOPPED_STATUSES = (*GONE_STATUSES, "stopped", "stopping", "stop in progress", "suspended", "paused")
+GONE = "gone"  # not a status FlexAI reports: neither `inspect` nor `list` knows the endpoint
 
 
 def is_terminal(status: str) -> bool:
@@ -63,7 +76,8 @@ class Endpoint:
         """An `AudioClient` for this endpoint (options go to its constructor)."""
         from ..client import AudioClient  # imported here: the client is optional for control-plane work
 
-        return AudioClient(self.require_url(), self.api_key, **options)
+        # "" rather than None: no key read from elsewhere is ever sent to this endpoint.
+        return AudioClient(self.require_url(), self.api_key or "", **options)
 
 
 @dataclass(frozen=True)
