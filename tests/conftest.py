@@ -57,3 +57,12 @@ def offline_server(tmp_path_factory) -> RunningServer:
     server = start_server(tmp_path_factory.mktemp("offline-server"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture(autouse=True)
+def no_project_dotenv(monkeypatch, tmp_path_factory):
+    """Settings never read a .env the developer keeps in the project root (the tutorial puts one
+    there): each test sees only the environment and .env files it writes itself."""
+    from flexaudio_helpers import settings
+
+    monkeypatch.setattr(settings, "PROJECT_ROOT", tmp_path_factory.getbasetemp() / "no-project")
