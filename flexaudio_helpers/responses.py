@@ -147,13 +147,13 @@ def error_for_response(
     return GenerationFailed(f"{where} failed (HTTP {status}): {message}", **fields)
 
 
-def header_number(response: httpx.Response, name: str, kind: type = float) -> Any:
-    """The header `name` as a (finite) number, or None when missing or not a number."""
+def header_number(response: httpx.Response, name: str) -> float | None:
+    """The header `name` as a finite number, or None when missing or not a number."""
     try:
-        value = kind(response.headers[name])
+        value = float(response.headers[name])
     except (KeyError, ValueError):
         return None
-    return value if kind is not float or math.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 def seed_header(response: httpx.Response) -> int | None:

@@ -73,9 +73,9 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
             allowed=", ".join(TARGET_CHOICES),
         )
     if chosen == "flexai":
-        deployment: Deployment = FlexAIDeployment(echo=echo)
-        why = deployment.ensure_logged_in()
-        deployment.reason = f"FlexAI, because {source} ({why})."
+        flexai = FlexAIDeployment(echo=echo)
+        flexai.reason = f"FlexAI, because {source} ({flexai.cli.ensure_logged_in()})."
+        deployment: Deployment = flexai
     elif chosen == "local":
         deployment = LocalDeployment(echo=echo)
         deployment.reason = f"this machine, because {source}."
@@ -96,7 +96,7 @@ def _detect(echo: bool) -> Deployment:
         )
         return local
     flexai = FlexAIDeployment(echo=echo)
-    logged_in, why = flexai.logged_in()
+    logged_in, why = flexai.cli.logged_in()
     if logged_in:
         flexai.reason = f"FlexAI, because the flexai CLI is installed and logged in ({why})."
         return flexai

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client import AudioClient
 from ..errors import EndpointUnavailable
 
 # The endpoint-status vocabulary, one home for every target (FlexAI's words; local uses a few).
@@ -34,12 +35,6 @@ WINDING_DOWN = {
 GONE_STATUSES = ("deleting", "deleted", "terminating", "terminated")
 STOPPED_STATUSES = (*GONE_STATUSES, "stopped", "stopping", "stop in progress", "suspended", "paused")
 GONE = "gone"  # not a status FlexAI reports: neither `inspect` nor `list` knows the endpoint
-
-
-def is_terminal(status: str) -> bool:
-    """True for failed/stopped/error-like statuses: waiting longer will not help."""
-    status = status.lower()
-    return any(word in status for word in TERMINAL_WORDS)
 
 
 @dataclass(frozen=True, repr=False)
@@ -72,10 +67,8 @@ class Endpoint:
             )
         return self.url
 
-    def client(self, **options: Any):
+    def client(self, **options: Any) -> AudioClient:
         """An `AudioClient` for this endpoint (options go to its constructor)."""
-        from ..client import AudioClient  # imported here: the client is optional for control-plane work
-
         # "" rather than None: no key read from elsewhere is ever sent to this endpoint.
         return AudioClient(self.require_url(), self.api_key or "", **options)
 
@@ -101,7 +94,8 @@ class EndpointInfo:
 
     @property
     def terminal(self) -> bool:
-        return is_terminal(self.status)
+        """True for failed/stopped/error-like statuses: waiting longer will not help."""
+        return any(word in self.status.lower() for word in TERMINAL_WORDS)
 
     def to_json(self) -> str:
         """The raw facts as indented JSON (secrets already masked)."""

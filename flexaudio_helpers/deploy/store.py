@@ -23,9 +23,6 @@ from ..state import state_dir, write_private
 from ..urls import normalise_url
 from .endpoint_info import Endpoint
 
-# The names deploy's messages use (deploy/base.py, flexai.py, local.py).
-URL_ENV = INFERENCE_URL_ENV
-KEY_ENV = INFERENCE_API_KEY_ENV
 TARGETS = ("flexai", "local")
 # Names become file names here and arguments to the CLI: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -107,7 +104,7 @@ def find_endpoint(name: str, target: str | None = None) -> Endpoint:
         known = ", ".join(saved_names(target)) or "none"
         raise EndpointNotFound(
             f"no saved endpoint named {name!r} (saved: {known}). Serve it first "
-            f"(deployment.serve({name!r}, ...)), or set {URL_ENV} and {KEY_ENV}."
+            f"(deployment.serve({name!r}, ...)), or set {INFERENCE_URL_ENV} and {INFERENCE_API_KEY_ENV}."
         )
     return endpoint_from_record(max(records, key=lambda record: record.get("saved_at", 0)))
 
@@ -124,7 +121,6 @@ def remember_endpoint(name: str, api_key: str, url: str | None = None, target: s
 
 def write_env_file(endpoint: Endpoint) -> Path:
     """Save ``INFERENCE_URL``/``INFERENCE_API_KEY`` for shells in a private (0600) file; return its path."""
-    text = (
-        f"{URL_ENV}={shlex.quote(endpoint.require_url())}\n{KEY_ENV}={shlex.quote(endpoint.api_key or '')}\n"
-    )
+    url, api_key = shlex.quote(endpoint.require_url()), shlex.quote(endpoint.api_key or "")
+    text = f"{INFERENCE_URL_ENV}={url}\n{INFERENCE_API_KEY_ENV}={api_key}\n"
     return write_private(state_dir() / "inference.env", text)
