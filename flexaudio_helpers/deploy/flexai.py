@@ -155,7 +155,7 @@ class FlexAIDeployment(Deployment):
             return self._reuse(name)
         if key is None:
             raise _key_not_found(self.cli, name, output, shown, returncode, self.serve_timeout)
-        if self.echo:
+        if self.cli.echo:
             print(self.cli.mask_output(output))
         saved_in = store.record_path(self.target, name)
         if returncode is None:
