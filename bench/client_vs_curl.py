@@ -29,9 +29,11 @@ import numpy as np
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.deploy.server_process import ServerNotReady, start_offline_child, stop_child
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.protocol import GENERATION_SECONDS_HEADER, QUEUE_SECONDS_HEADER
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' child servers
+from server_process import ServerNotReady, start_offline_child, stop_child
 
 
 def start_endpoint(folder: Path, api_key: str) -> tuple[subprocess.Popen, str]:

@@ -36,7 +36,6 @@ import httpx
 import psutil
 
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
 from flexaudio_helpers.protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
@@ -44,6 +43,9 @@ from flexaudio_helpers.protocol import (
     QUEUE_SECONDS_HEADER,
 )
 from flexaudio_helpers.retry import log as retry_log
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' child servers
+from server_process import start_offline_child, stop_child
 
 DROPPED_LINE = "client disconnected before its audio was ready"  # what the endpoint logs
 

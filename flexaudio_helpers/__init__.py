@@ -23,13 +23,13 @@ _PUBLIC = {
     # serving and finding endpoints
     "connect": "deploy",
     "endpoint": "deploy",
+    "find_or_serve": "deploy",
+    "write_env_file": "deploy",
+    "hugging_face_token": "settings",
+    "forget_saved_state": "state",
     "LocalDeployment": "deploy",
     "clean_up": "deploy",
     "remember_endpoint": "deploy",
-    "find_or_serve": "tour",
-    "hugging_face_token": "tour",
-    "write_env_file": "tour",
-    "forget_saved_state": "tour",
     "choose_model": "deploy.local",
     "huggingface_login": "deploy.local",
     # calling them
@@ -80,7 +80,15 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .audio import Clip
     from .cli import shell_command
     from .client import AudioClient
-    from .deploy import LocalDeployment, clean_up, connect, endpoint, remember_endpoint
+    from .deploy import (
+        LocalDeployment,
+        clean_up,
+        connect,
+        endpoint,
+        find_or_serve,
+        remember_endpoint,
+        write_env_file,
+    )
     from .deploy.local import choose_model, huggingface_login
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
@@ -89,4 +97,5 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.offline_model import save_offline_model
     from .serving.pipeline import load_generator, pick_device
-    from .tour import find_or_serve, forget_saved_state, hugging_face_token, write_env_file
+    from .settings import hugging_face_token
+    from .state import forget_saved_state

@@ -1,21 +1,25 @@
-"""The ``flexaudio`` command: generate, batch-generate and plot clips outside notebooks.
+"""The ``flexaudio`` command: serve an endpoint, generate, batch-generate and plot clips outside
+notebooks.
 
+    flexaudio serve                                # the notebooks' endpoint, on FlexAI or here
     flexaudio generate "Rain on a tin roof" -o rain.wav --seconds 10 --steps 200 --seed 42
     flexaudio batch prompts.jsonl -o clips/        # progress bar, clips/manifest.jsonl
     flexaudio plot rain.wav -o rain.png
     flexaudio analyze rain.wav [--json]            # loudness, tempo, brightness; the prompt checked
+    flexaudio status; flexaudio stop
 
-The endpoint is ``INFERENCE_URL`` / ``INFERENCE_API_KEY`` (environment or a ``.env`` file), or
-``--url`` and ``--api-key-env``. The key is only ever read from the environment, so it never
-lands in a shell history or a process list. Failures print one line and exit non-zero:
-1 when the generation failed, 2 when the input was wrong.
+The endpoint is found as the notebooks find it (`deploy.endpoint`): ``INFERENCE_URL`` /
+``INFERENCE_API_KEY`` (environment or a ``.env`` file), else the saved endpoint ``--name``
+(``stable-audio-open``); ``--url`` and ``--api-key-env`` override both, and the command says on
+stderr which it used. A key is only ever read from the environment, a ``.env`` file or the saved
+state, so it never lands in a shell history or a process list. Failures print one line and exit
+non-zero: 1 when the generation failed, 2 when the input was wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,12 +29,13 @@ from . import apis
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
-from .errors import EndpointNotConfigured, FlexAudioError, InvalidParameters
+from .deploy import TARGET_CHOICES, clean_up, connect, endpoint
+from .errors import EndpointNotConfigured, EndpointNotFound, FlexAudioError, InputError, InvalidParameters
 from .files import atomic_writer
 from .inputs import as_request
-from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, OFFLINE_NOTICE
-from .redact import mask_echoed
-from .settings import resolve
+from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
+from .redact import display_url, mask_values
+from .settings import resolve, setting
 
 # Command-line flags for the shared parameter model's fields.
 PARAMETER_FLAGS = {
@@ -41,6 +46,14 @@ PARAMETER_FLAGS = {
     "negative": "negative_prompt",
     "seed": "seed",
 }
+# The library's Python spellings in its messages, as this command's flags.
+PYTHON_TO_FLAGS = {
+    "AudioClient(read_timeout=...)": "--timeout SECONDS",
+    "AudioClient(total_timeout=...)": "--timeout SECONDS",
+    "pass api_key=... or set": "set",
+    "or api_key=...": "or --api-key-env NAME",
+}
+ENDPOINT_NAME = "stable-audio-open"  # the notebooks' endpoint
 
 
 def shell_command() -> str:
@@ -51,10 +64,6 @@ def shell_command() -> str:
     if on_path and Path(on_path).resolve() == installed.resolve():
         return "flexaudio"
     return str(installed) if installed.exists() else "flexaudio"
-
-
-class InputError(FlexAudioError, ValueError):
-    """A command-line input (file, path, flag) is not usable; exit status 2."""
 
 
 USAGE_ERRORS = (InputError, InvalidParameters, EndpointNotConfigured)
@@ -68,12 +77,31 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> AudioClient:
-    api_key = None  # None: the client reads INFERENCE_API_KEY from the environment or .env
+    """A client for ``--url``, else for the endpoint the notebooks would use; says which on stderr."""
+    api_key = None  # None: the key that comes with the endpoint found
     if args.api_key_env != INFERENCE_API_KEY_ENV:
-        api_key = os.environ.get(args.api_key_env)
+        api_key = setting(args.api_key_env)
         if not api_key:
-            raise InputError(f"the environment variable {args.api_key_env} (--api-key-env) is not set")
-    return AudioClient(args.url, api_key, read_timeout=args.timeout, max_retries=args.retries, api=args.api)
+            raise InputError(f"the variable {args.api_key_env} (--api-key-env) is not set")
+    url, source = args.url, "--url"
+    if not url:
+        try:
+            found = endpoint(args.name)
+        except EndpointNotFound:
+            raise InputError(
+                f"no endpoint: pass --url URL, set {INFERENCE_URL_ENV} and {INFERENCE_API_KEY_ENV} "
+                f"(environment or .env), or run `flexaudio serve` (no endpoint {args.name!r} is saved)"
+            ) from None
+        if not found.url:
+            raise InputError(f"the saved endpoint {found.name!r} has no URL yet: run `flexaudio serve`")
+        url, api_key = found.url, api_key if api_key is not None else found.api_key or ""
+        source = (
+            f"{INFERENCE_URL_ENV} (environment or .env)"
+            if found.target == "env"
+            else f"the saved endpoint {found.name!r} ({found.target})"
+        )
+    print(f"flexaudio: using {source}: {display_url(url)}", file=sys.stderr)
+    return AudioClient(url, api_key, read_timeout=args.timeout, max_retries=args.retries, api=args.api)
 
 
 def _check_audio_path(path: Path) -> None:
@@ -242,11 +270,38 @@ def run_curl(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    deployment = connect(args.target)
+    print(deployment.reason)
+    deployment.serve(args.name, hf_token_secret=args.hf_token_secret)
+    deployment.wait_until_ready(args.name, timeout=args.wait)
+    print("`flexaudio generate PROMPT -o clip.wav` now uses it; `flexaudio stop` stops it.")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    info = connect(args.target, echo=False).inspect(args.name)
+    print(
+        f"{info.name} on {info.target}: {info.status}" + (f" at {display_url(info.url)}" if info.url else "")
+    )
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    clean_up(connect(args.target), args.name)
+    return 0
+
+
 # ----- parsing -------------------------------------------------------------------------------
 def _endpoint_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("endpoint")
-    group.add_argument("--url", help="the endpoint's base URL (default: $INFERENCE_URL, or .env)")
+    group.add_argument(
+        "--url", help="the endpoint's base URL (default: $INFERENCE_URL or .env, else the saved --name)"
+    )
+    group.add_argument(
+        "--name", default=ENDPOINT_NAME, help=f"the saved endpoint to use (default: {ENDPOINT_NAME})"
+    )
     group.add_argument(
         "--api-key-env",
         default=INFERENCE_API_KEY_ENV,
@@ -261,6 +316,21 @@ def _endpoint_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--timeout", type=float, default=900.0, help="read timeout in seconds (default 900)")
     group.add_argument("--retries", type=int, default=4, help="retries when busy or unreachable (default 4)")
+    return parent
+
+
+def _deployment_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("deployment")
+    group.add_argument(
+        "--name", default=ENDPOINT_NAME, help=f"the endpoint's name (default: {ENDPOINT_NAME})"
+    )
+    group.add_argument(
+        "--target",
+        choices=TARGET_CHOICES,
+        default="auto",
+        help="where: FlexAI when its CLI is logged in, else this machine (auto); FLEXAUDIO_TARGET wins",
+    )
     return parent
 
 
@@ -327,14 +397,36 @@ def build_parser() -> argparse.ArgumentParser:
     curl.add_argument("prompt")
     curl.add_argument("-o", "--output", default="clip.wav", help="the file curl should write")
     curl.set_defaults(run=run_curl)
+
+    deployment = _deployment_options()
+    serve = commands.add_parser(
+        "serve", parents=[deployment], help="serve the endpoint (as notebook 02 does) and wait until ready"
+    )
+    serve.add_argument("--hf-token-secret", default="MY_HF_TOKEN", help="the secret holding the HF token")
+    serve.add_argument("--wait", type=float, default=1800.0, help="seconds to wait for it (default 1800)")
+    serve.set_defaults(run=run_serve)
+    status = commands.add_parser("status", parents=[deployment], help="show the endpoint's status and URL")
+    status.set_defaults(run=run_status)
+    stop = commands.add_parser(
+        "stop",
+        parents=[deployment],
+        help="stop paying for the endpoint, as notebook 07 does (FlexAI: delete; here: stop the server)",
+    )
+    stop.set_defaults(run=run_stop)
     return parser
 
 
-def _one_line(error: BaseException | None, args: argparse.Namespace) -> str:
-    """The error on one line, with the API key masked should anything have echoed it."""
+def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: bool = False) -> str:
+    """The error on one line in this command's words (`flags`: parameters named by their flags),
+    with the API key masked should anything have echoed it."""
     text = " ".join(str(error).split()) or type(error).__name__
+    for python, flag in PYTHON_TO_FLAGS.items():
+        text = text.replace(python, flag)
+    if flags:  # "parameters.audio_end_in_s=99 is not allowed" -> "--seconds 99 is not allowed"
+        for flag, name in PARAMETER_FLAGS.items():
+            text = text.replace(f"parameters.{name}=", f"--{flag} ")
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
-    return mask_echoed(text, resolve(*names).values())  # wherever the key came from: env or .env
+    return mask_values(text, resolve(*names).values())  # wherever the key came from: env or .env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print("flexaudio: interrupted", file=sys.stderr)
         return 130
     except (FlexAudioError, OSError, ValueError) as exc:
-        print(f"flexaudio: error: {_one_line(exc, args)}", file=sys.stderr)
+        print(f"flexaudio: error: {_one_line(exc, args, flags=True)}", file=sys.stderr)
         return 2 if isinstance(exc, USAGE_ERRORS) else 1
 
 

@@ -48,10 +48,10 @@ from .protocol import (
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
 )
-from .redact import display_url, mask_echoed
+from .redact import display_url, mask_values
 from .responses import error_for_response, header_number, read_bounded, seed_header, server_error
 from .retry import RetryPolicy
-from .settings import resolve
+from .settings import endpoint_settings, resolve
 from .urls import INSPECT_HINT, join_route, normalise_url, not_found_advice
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,10 @@ class AudioClient:
     """Generate audio clips from a FlexServe-compatible endpoint.
 
     `url` is the endpoint's base URL (``/v1/audios/generations`` is added; a pasted route or
-    ``/v1`` is removed) and `api_key` its bearer key; either defaults to ``INFERENCE_URL`` /
-    ``INFERENCE_API_KEY`` from the environment, then from a ``.env`` file (`env_file`, else the
-    nearest one above the working directory). `read_timeout` must cover a whole generation on
+    ``/v1`` is removed) and `api_key` its bearer key. Without `url`, both come from one source:
+    ``INFERENCE_URL``/``INFERENCE_API_KEY`` in the environment, else in a ``.env`` file (`env_file`,
+    else the working folder's or the project's: `settings`); with `url`, the key defaults to
+    ``INFERENCE_API_KEY`` (environment, then ``.env``). `read_timeout` must cover a whole generation on
     a cold endpoint (200 steps of 47 s audio). Failed connections and 429/502/503/504 answers
     are retried `max_retries` times, waiting ``backoff * 2**n`` seconds (with jitter) or what
     Retry-After asks (`retry`, a `RetryPolicy`, holds that policy).
@@ -121,28 +122,24 @@ class AudioClient:
         transport: httpx.BaseTransport | None = None,
         api: str | apis.Api | None = None,
     ) -> None:
-        if max_retries < 0 or backoff < 0 or connect_timeout <= 0 or read_timeout <= 0:
-            raise ValueError("timeouts must be positive and max_retries/backoff at least 0")
-        if (total_timeout is not None and total_timeout <= 0) or max_response_bytes < 1:
-            raise ValueError("total_timeout and max_response_bytes must be positive")
-        wanted = [
-            name
-            for name, given in (
-                (INFERENCE_URL_ENV, url),
-                (INFERENCE_API_KEY_ENV, api_key),
-                (INFERENCE_API_ENV, api),
-            )
-            if given is None
-        ]
-        found = resolve(*wanted, env_file=env_file) if wanted else {}
-        url = url if url is not None else found.get(INFERENCE_URL_ENV)
+        if connect_timeout <= 0 or read_timeout <= 0 or (total_timeout is not None and total_timeout <= 0):
+            raise ValueError("connect_timeout, read_timeout and total_timeout must be positive")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be positive")
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)  # checks both
+        if url is None:  # the URL and the key from one source, never mixed
+            url, found_key, _ = endpoint_settings(env_file)
+        else:
+            found_key = resolve(INFERENCE_API_KEY_ENV, env_file=env_file)[INFERENCE_API_KEY_ENV]
         if not url:
             raise EndpointNotConfigured(
                 f"no endpoint URL: pass url=..., or set {INFERENCE_URL_ENV} (in the environment or a .env "
                 f"file) to the endpoint's base URL, e.g. from `{INSPECT_HINT}`"
             )
-        self._api = apis.choose(api, found.get(INFERENCE_API_ENV))  # None: "auto", detected on first use
-        self._api_key = (api_key if api_key is not None else found.get(INFERENCE_API_KEY_ENV)) or None
+        api_setting = None if api is not None else resolve(INFERENCE_API_ENV, env_file=env_file)
+        # None: "auto", detected from /v1/models on first use
+        self._api = apis.choose(api, api_setting and api_setting[INFERENCE_API_ENV])
+        self._api_key = (api_key if api_key is not None else found_key) or None
         if self._api_key:
             check_key(self._api_key)
         self.url, self.removed_suffixes = normalise_url(url)
@@ -155,7 +152,6 @@ class AudioClient:
             )
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
         self.total_timeout = total_timeout if total_timeout is not None else read_timeout + EXTRA_SECONDS
         self.max_response_bytes = max_response_bytes
         self.max_decoded_samples = max_decoded_samples
@@ -185,14 +181,6 @@ class AudioClient:
         self._http.close()
 
     @property
-    def max_retries(self) -> int:
-        return self.retry.max_retries
-
-    @property
-    def backoff(self) -> float:
-        return self.retry.backoff
-
-    @property
     def api(self) -> apis.Api:
         """The API spoken; with ``api="auto"``, read from ``GET /v1/models`` the first time."""
         if self._api is None:
@@ -209,7 +197,7 @@ class AudioClient:
         return join_route(self.url, self.api.route)
 
     def _scrub(self, text: str) -> str:
-        return mask_echoed(text, [self._api_key])  # should a server echo the key back
+        return mask_values(text, [self._api_key])  # should a server echo the key back
 
     def _call(self, method: str, route: str, body: dict | None = None, advice: str = "") -> httpx.Response:
         """One call under the retry policy; returns the answer, raising the typed error if it failed."""

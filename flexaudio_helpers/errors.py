@@ -92,6 +92,10 @@ class EndpointNotConfigured(FlexAudioError, ValueError):
     """No usable endpoint URL: none given and no INFERENCE_URL (environment or .env), or not http(s)."""
 
 
+class InputError(FlexAudioError, ValueError):
+    """A command-line input (file, path, flag) of the ``flexaudio`` command is not usable; exit status 2."""
+
+
 class GenerationFailed(HTTPError):
     """The endpoint answered with an error that retrying will not fix (HTTP 500, an unexpected status)."""
 
@@ -145,3 +149,7 @@ class EndpointFailed(DeploymentError):
 
 class DeploymentTimeout(DeploymentError, TimeoutError):
     """The endpoint was not ready before the timeout."""
+
+
+class EndpointStillRunning(DeploymentError):
+    """``delete``/``stop`` exited 0 but the endpoint is still there (and still billed)."""

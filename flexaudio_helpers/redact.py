@@ -13,9 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
-# A value shorter than this is not masked in free text an endpoint sent back: no real key is
-# that short, and masking it would garble ordinary words.
-SHORTEST_ECHOED_SECRET = 8
 
 # Separators of box-drawn and plain text tables.
 TABLE_BARS = "│┃║┆|"
@@ -43,17 +40,14 @@ def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
 
 
-def mask_values(text: str, secrets: Iterable[str | None], *, shortest: int = 1) -> str:
-    """`text` with each given secret of at least `shortest` characters replaced by ***."""
-    for secret in secrets:
-        if secret and len(secret) >= shortest:
-            text = text.replace(secret, MASK)
+def mask_values(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with each given secret, whatever its length, replaced by ***.
+
+    Longest first, so a secret inside another is never left half shown.
+    """
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, MASK)
     return text
-
-
-def mask_echoed(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` from outside (an endpoint's answer, an error) with our keys masked, should it echo one."""
-    return mask_values(text, secrets, shortest=SHORTEST_ECHOED_SECRET)
 
 
 def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -1,9 +1,11 @@
 """Reading an endpoint's answers: the body within limits, the error message, headers, and
 status -> typed error.
 
-`error_for_response` is the one map from an HTTP error answer to an `errors.HTTPError` subclass;
-the client and deploy's readiness check both raise what it returns. `read_bounded` reads a body
-so that an endless, compressed or trickling answer can never cost more than the caller allows.
+The one map from an HTTP status to an `errors.HTTPError` subclass: `RETRY_STATUSES` are worth
+another try (`retry.RetryPolicy` raises `EndpointUnavailable` once its tries run out), every other
+error answer becomes what `error_for_response` returns. The client raises those, and so does
+deploy's readiness check, which sends through the client. `read_bounded` reads a body so that an
+endless, compressed or trickling answer can never cost more than the caller allows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from .params import ALLOWED, MAX_SEED
 from .protocol import SEED_HEADER
 from .redact import display_url
 
+# Busy (429, 503) or a proxy in front of a restarting endpoint (502, 504): worth another try.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_ERROR_BYTES = 64 * 1024  # an error page is read only this far
 MAX_ERROR_TEXT = 300  # characters of it shown in a message
 INFLATE_CHUNK_BYTES = 2**20
@@ -143,13 +147,13 @@ def error_for_response(
     return GenerationFailed(f"{where} failed (HTTP {status}): {message}", **fields)
 
 
-def header_number(response: httpx.Response, name: str, kind: type = float) -> Any:
-    """The header `name` as a (finite) number, or None when missing or not a number."""
+def header_number(response: httpx.Response, name: str) -> float | None:
+    """The header `name` as a finite number, or None when missing or not a number."""
     try:
-        value = kind(response.headers[name])
+        value = float(response.headers[name])
     except (KeyError, ValueError):
         return None
-    return value if kind is not float or math.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 def seed_header(response: httpx.Response) -> int | None:
@@ -157,7 +161,8 @@ def seed_header(response: httpx.Response) -> int | None:
     value = response.headers.get(SEED_HEADER)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:
+    # The length first: int() refuses over 4,300 digits with a ValueError of its own.
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_SEED)) or int(value) > MAX_SEED:
         raise InvalidResponse(
             f"the endpoint's {SEED_HEADER} header is {shorten(value, 40)!r}, not a seed "
             f"(an integer from 0 to {MAX_SEED})"

@@ -19,12 +19,10 @@ from datetime import UTC, datetime
 import httpx
 
 from .errors import EndpointUnavailable
-from .responses import server_error
+from .responses import RETRY_STATUSES, server_error
 
 log = logging.getLogger(__name__)
 
-# Busy (429, 503) or a proxy in front of a restarting endpoint (502, 504): worth another try.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Connection failures worth another try. A read timeout is not among them: the endpoint may
 # still be generating, and sending the request again would only queue a second generation.
 RETRY_ERRORS = (

@@ -1,33 +1,80 @@
 """Settings from the environment, then from a ``.env`` file: the one place that reads either.
 
 The tutorial tells people to put ``INFERENCE_URL`` and ``INFERENCE_API_KEY`` in ``.env``; the
-client, the CLI and deploy all look them up here, so each finds what the others find. A variable
-set in the environment wins over the file; a blank value counts as unset.
+client, the CLI, deploy and the state folder all read settings here, so each finds what the
+others find. A variable set in the environment wins over the file; a blank value counts as
+unset. The ``.env`` is the working folder's, else the project's (beside its ``pyproject.toml``,
+so notebooks in ``notebooks/`` find it), never one in some other parent folder. The endpoint's
+URL and key always come from one source (`endpoint_settings`), so a key is never sent to a URL
+found somewhere else.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
-from dotenv import dotenv_values, find_dotenv
+from dotenv import dotenv_values
+
+from .protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
+
+# The source checkout this package runs from (editable installs); unused when no pyproject is there.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TOKEN_PROMPT = "Hugging Face token (typing stays hidden; press Enter to skip): "
 
 
-def dotenv_file(env_file: str | os.PathLike | None = None) -> dict[str, str | None]:
-    """The values in `env_file`, else in the nearest ``.env`` at or above the working directory."""
-    path = env_file if env_file is not None else find_dotenv(usecwd=True)
-    return dotenv_values(path) if path and Path(path).is_file() else {}
+def _value(text: str | None) -> str | None:
+    return (text or "").strip() or None
+
+
+def dotenv_path(env_file: str | os.PathLike | None = None) -> Path | None:
+    """`env_file`, else ``.env`` in the working folder, else in the project root; None when absent."""
+    if env_file is not None:
+        return Path(env_file) if Path(env_file).is_file() else None
+    folders = [Path.cwd()] + ([PROJECT_ROOT] if (PROJECT_ROOT / "pyproject.toml").is_file() else [])
+    return next((folder / ".env" for folder in folders if (folder / ".env").is_file()), None)
 
 
 def resolve(*names: str, env_file: str | os.PathLike | None = None) -> dict[str, str | None]:
-    """Each name's value: the environment first, then the ``.env`` file; None when unset or blank.
+    """Each name's value: the environment first, then the ``.env`` file; None when unset or blank."""
+    found = {name: _value(os.environ.get(name)) for name in names}
+    path = dotenv_path(env_file) if None in found.values() else None
+    from_file = dotenv_values(path) if path else {}
+    return {name: value or _value(from_file.get(name)) for name, value in found.items()}
 
-    The file is read only when the environment leaves a name unset.
+
+def setting(name: str) -> str | None:
+    """One setting: the environment first, then the ``.env`` file; None when unset or blank."""
+    return resolve(name)[name]
+
+
+def endpoint_settings(env_file: str | os.PathLike | None = None) -> tuple[str | None, str | None, str]:
+    """``INFERENCE_URL``, ``INFERENCE_API_KEY`` and where both came from, never mixed.
+
+    When the environment sets the URL, both come from the environment; else both from the
+    ``.env`` file. The source is ``"the environment"`` or the file's path.
     """
-    found = {name: (os.environ.get(name) or "").strip() or None for name in names}
-    if any(value is None for value in found.values()):
-        from_file = dotenv_file(env_file)
-        for name, value in found.items():
-            if value is None:
-                found[name] = (from_file.get(name) or "").strip() or None
-    return found
+    url = _value(os.environ.get(INFERENCE_URL_ENV))
+    if url:
+        return url, _value(os.environ.get(INFERENCE_API_KEY_ENV)), "the environment"
+    path = dotenv_path(env_file)
+    values = dotenv_values(path) if path else {}
+    return _value(values.get(INFERENCE_URL_ENV)), _value(values.get(INFERENCE_API_KEY_ENV)), str(path)
+
+
+def hugging_face_token() -> str | None:
+    """The Hugging Face token: ``HF_TOKEN`` (environment, then ``.env``), else asked (hidden) when a
+    person is here.
+
+    Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
+    the notebook can skip the step.
+    """
+    token = setting("HF_TOKEN")
+    if token:
+        return token
+    try:
+        token = getpass.getpass(TOKEN_PROMPT)
+    except Exception:  # no stdin here (IPython's StdinNotImplementedError, EOFError): nobody to ask
+        return None
+    return token.strip() or None

@@ -1,4 +1,5 @@
-"""The per-user state folder: where it is, the ledger of the files written there, locks, and forgetting.
+"""The per-user state folder: where it is, the ledger of the files written there, locks, and forgetting
+them (`forget_saved_state`).
 
 Endpoints, API keys and tokens live here so that a notebook run later, in another kernel,
 finds them. ``FLEXAUDIO_STATE_DIR`` moves the folder (tests use a temporary one).
@@ -31,12 +32,13 @@ from .files import (
     replace_with_empty,
     write_atomic,
 )
+from .settings import setting
 
 STATE_DIR_ENV = "FLEXAUDIO_STATE_DIR"
-# Written when this package creates the state folder: only then may `forget` remove the folder.
+# Written when this package creates the state folder: only then may `forget_saved_state` remove it.
 MARKER_NAME = ".flexaudio-state"
 # Every file this package writes in the state folder is listed here (one relative path a line),
-# so `forget` removes exactly those, wherever FLEXAUDIO_STATE_DIR points.
+# so `forget_saved_state` removes exactly those, wherever FLEXAUDIO_STATE_DIR points.
 LEDGER_NAME = ".flexaudio-files"
 # What this package writes, by name: also removed in a folder flexaudio created (or its default
 # folder), which may hold files from versions that kept no ledger.
@@ -54,9 +56,14 @@ OWNED_FOLDERS = ("endpoints/flexai", "endpoints/local", "endpoints", "secrets", 
 LOCK_TIMEOUT = 120.0
 
 
+def _state_root() -> Path:
+    """Where the state folder is (``FLEXAUDIO_STATE_DIR``, else the platform's per-user folder)."""
+    return Path(setting(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+
+
 def state_dir() -> Path:
     """The state folder (created with mode 0700 when missing; refused when others can write to it)."""
-    folder = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+    folder = _state_root()
     _check_not_planted(folder)
     if not folder.exists():
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -97,12 +104,12 @@ def _check_folder(folder: Path) -> None:
 
 def _write_marker(folder: Path) -> None:
     with contextlib.suppress(FileExistsError), open_private(folder / MARKER_NAME, "x") as stream:
-        stream.write("This folder was created by flexaudio; tour.forget_saved_state() may remove it.\n")
+        stream.write("This folder was created by flexaudio; forget_saved_state() may remove it.\n")
 
 
 def _remember(path: Path) -> None:
     """Add `path` to the ledger of the state folder it is in (nothing for files elsewhere)."""
-    root = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("flexaudio"))
+    root = _state_root()
     try:
         relative = path.absolute().relative_to(root.absolute())
     except ValueError:
@@ -167,15 +174,16 @@ def state_lock(name: str, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
 
 
-def forget(folder: Path | None = None) -> list[str]:
-    """Remove the files this package wrote in the state folder; return them (relative paths).
+def forget_saved_state() -> list[str]:
+    """Delete the files flexaudio saved (endpoints, API keys, local secrets, logs); return their paths.
 
-    Those listed in its ledger, and (in a folder flexaudio created, or its default folder) those
-    named like flexaudio's files. Nothing else is touched: folders are removed only when empty,
-    and the state folder itself only when flexaudio created it (its marker file says so).
+    Those listed in the state folder's ledger, and (in a folder flexaudio created, or its default
+    folder) those named like flexaudio's files. Nothing else is touched: folders are removed only
+    when empty, and the state folder itself only when flexaudio created it (its marker file says
+    so). Each removed file is printed, as a path relative to the state folder.
     """
-    default = folder is None and not os.environ.get(STATE_DIR_ENV)
-    folder = folder or state_dir()
+    default = not setting(STATE_DIR_ENV)
+    folder = state_dir()
     created_here = (folder / MARKER_NAME).is_file()
     ledger = folder / LEDGER_NAME
     listed = (read_log(ledger) or "").splitlines()
@@ -201,4 +209,10 @@ def forget(folder: Path | None = None) -> list[str]:
     if created_here:
         with contextlib.suppress(OSError):
             folder.rmdir()
-    return [name for name in removed if name not in (MARKER_NAME, LEDGER_NAME)]
+    removed = [name for name in removed if name not in (MARKER_NAME, LEDGER_NAME)]
+    print(f"Removed {len(removed)} saved file{'s' if len(removed) != 1 else ''} from {folder}:")
+    for name in removed:
+        print(f"  {name}")
+    if folder.exists():
+        print(f"Kept {folder}: it holds files flexaudio did not write, or flexaudio did not create it.")
+    return removed

@@ -4,8 +4,8 @@ Tiers, as diffusers' `@slow`: `make test` runs the fast tier; `make test-all` se
 the tests marked `@pytest.mark.slow` (whole tours, the browser, load, servers of their own) and runs
 Hypothesis at full size (`examples(n)` gives n there and a twentieth of it, at least 10, here).
 
-Servers start and stop through `flexaudio_helpers.deploy.server_process`, as `LocalDeployment`'s
-do, but as children of the test process (tests kill them, read their exit and limit them).
+Servers start and stop through `tests/server_process.py`, from the pieces `LocalDeployment` uses,
+but as children of the test process (tests kill them, read their exit and limit them).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from flexaudio_helpers.deploy.server_process import start_offline_child, stop_child
+from server_process import start_offline_child, stop_child
 
 RUN_SLOW = os.environ.get("RUN_SLOW") == "1"
 
@@ -80,3 +79,12 @@ def offline_server(tmp_path_factory) -> RunningServer:
     server = start_server(tmp_path_factory.mktemp("offline-server"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture(autouse=True)
+def no_project_dotenv(monkeypatch, tmp_path_factory):
+    """Settings never read a .env the developer keeps in the project root (the tutorial puts one
+    there): each test sees only the environment and .env files it writes itself."""
+    from flexaudio_helpers import settings
+
+    monkeypatch.setattr(settings, "PROJECT_ROOT", tmp_path_factory.getbasetemp() / "no-project")

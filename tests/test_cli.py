@@ -13,13 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from fault_server import FaultServer, audio, error, not_audio
+from fault_server import FaultServer, audio, error, not_audio, stall
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main
+from flexaudio_helpers.deploy import store
 from flexaudio_helpers.params import GenerationRequest
 
 KEY = f"sk-cli-{secrets.token_hex(16)}"
+
+
+@pytest.fixture(autouse=True)
+def no_saved_state(tmp_path, monkeypatch):
+    """Endpoints saved by this test only (never the person's own)."""
+    monkeypatch.setenv("FLEXAUDIO_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture
@@ -31,8 +38,8 @@ def fault(monkeypatch):
 
 
 def one_error_line(stderr: str) -> str:
-    """The single line a failure prints (and nothing else: no traceback)."""
-    lines = stderr.strip().splitlines()
+    """The single line a failure prints (after the line naming the endpoint used; no traceback)."""
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("flexaudio: using ")]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("flexaudio: error: ")
     return lines[0]
@@ -88,7 +95,8 @@ def test_a_failed_generation_prints_one_line_and_writes_nothing(
 
 def test_bad_input_exits_2_before_any_request(fault, tmp_path, monkeypatch, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "x.wav"), "--seconds", "99"]) == 2
-    assert "audio_end_in_s" in one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)  # in the command's words: its flags
+    assert "--seconds 99.0 is not allowed" in line and "parameters." not in line
     assert main(["generate", "x", "-o", str(tmp_path / "x.mp3")]) == 2
     assert ".wav or .flac" in one_error_line(capsys.readouterr().err)
     assert main(["generate", "x", "-o", str(tmp_path / "x.wav"), "--api-key-env", "NO_SUCH_VARIABLE"]) == 2
@@ -98,10 +106,62 @@ def test_bad_input_exits_2_before_any_request(fault, tmp_path, monkeypatch, caps
     assert fault.requests == []
 
     monkeypatch.delenv("INFERENCE_URL")
-    monkeypatch.chdir(tmp_path)  # and no .env here
+    monkeypatch.chdir(tmp_path)  # and no .env here, nor a saved endpoint
     assert main(["generate", "x", "-o", str(tmp_path / "x.wav")]) == 2
-    assert "INFERENCE_URL" in one_error_line(capsys.readouterr().err)
-    assert list(tmp_path.iterdir()) == []
+    line = one_error_line(capsys.readouterr().err)
+    assert "pass --url URL, set INFERENCE_URL" in line and "flexaudio serve" in line
+    assert "url=" not in line
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_generate_finds_the_endpoint_as_the_notebooks_do_and_says_where(fault, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("INFERENCE_URL")
+    monkeypatch.delenv("INFERENCE_API_KEY")
+    monkeypatch.chdir(tmp_path)
+    store.save_record("local", "stable-audio-open", url=fault.url + "/v1", api_key=KEY)
+    assert main(["generate", "x", "-o", str(tmp_path / "saved.wav")]) == 0
+    assert "flexaudio: using the saved endpoint 'stable-audio-open' (local)" in capsys.readouterr().err
+    assert fault.generations[-1].headers["Authorization"] == f"Bearer {KEY}"
+
+    other = f"sk-env-{secrets.token_hex(8)}"
+    monkeypatch.setenv("INFERENCE_URL", fault.url)  # the environment comes first
+    monkeypatch.setenv("INFERENCE_API_KEY", other)
+    assert main(["generate", "x", "-o", str(tmp_path / "env.wav")]) == 0
+    assert "flexaudio: using INFERENCE_URL (environment or .env)" in capsys.readouterr().err
+    assert fault.generations[-1].headers["Authorization"] == f"Bearer {other}"
+
+
+def test_errors_name_the_flags_not_python_arguments(fault, tmp_path, capsys):
+    fault.play(stall(5))
+    assert main(["generate", "x", "-o", str(tmp_path / "x.wav"), "--timeout", "0.3", "--retries", "0"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "--timeout SECONDS" in line and "AudioClient(" not in line
+
+
+@pytest.mark.slow
+def test_serve_status_generate_stop_from_the_shell(tmp_path, monkeypatch, capsys):
+    """The notebooks' lifecycle as commands, on this machine's offline model."""
+    for name in ("INFERENCE_URL", "INFERENCE_API_KEY", "FLEXAUDIO_TARGET", "FLEXAUDIO_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    where = ["--target", "offline", "--name", "cli-tour"]
+    try:
+        assert main(["serve", *where]) == 0
+        assert "cli-tour is ready" in capsys.readouterr().out
+        assert main(["status", *where]) == 0
+        assert "cli-tour on local: running at http://127.0.0.1:" in capsys.readouterr().out
+        out = tmp_path / "clip.wav"
+        assert (
+            main(["generate", "x", "-o", str(out), "--name", "cli-tour", "--seconds", "1", "--steps", "2"])
+            == 0
+        )
+        assert "using the saved endpoint 'cli-tour' (local)" in capsys.readouterr().err
+        assert Clip.load(out).offline
+    finally:
+        assert main(["stop", *where]) == 0
+    assert "Stopped the local server cli-tour." in capsys.readouterr().out
+    assert main(["status", *where]) == 0
+    assert "cli-tour on local: stopped" in capsys.readouterr().out
 
 
 def test_batch_writes_a_manifest_and_a_rerun_completes_only_the_missing(fault, tmp_path, capsys):
@@ -120,7 +180,8 @@ def test_batch_writes_a_manifest_and_a_rerun_completes_only_the_missing(fault, t
 
     printed = capsys.readouterr()
     assert printed.out.startswith(f"2 of 4 clips in {out_dir}; manifest: {out_dir / 'manifest.jsonl'}")
-    failures = printed.err.strip().splitlines()
+    using, *failures = printed.err.strip().splitlines()
+    assert using.startswith("flexaudio: using INFERENCE_URL")
     assert failures[0].startswith("flexaudio: item 1 failed:") and "(HTTP 500): boom" in failures[0]
     assert failures[1].startswith("flexaudio: item 3 failed:") and "unknown parameter 'steps'" in failures[1]
     bodies = [r.json() for r in fault.generations]

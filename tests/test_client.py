@@ -19,6 +19,7 @@ from fault_server import FaultServer, cut, reset, stall
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.deploy import Deployment, Endpoint, EndpointInfo
 from flexaudio_helpers.errors import (
     EndpointNotConfigured,
     EndpointUnavailable,
@@ -96,6 +97,50 @@ def test_generate_many_on_the_offline_endpoint(offline_server, tmp_path):
 def test_a_url_that_is_not_http_is_refused(url):
     with pytest.raises(EndpointNotConfigured, match="http:// or https://"):
         AudioClient(url, KEY)
+
+
+class FoundRunning(Deployment):
+    """A target whose endpoint is already running at `url`: `wait_until_ready` goes straight to
+    its confirming request (the verbs it does not use are left out)."""
+
+    target, poll_interval = "test", 0.0
+    create_secret = secret_exists = _serve = logs = stop = delete = None
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def inspect(self, name: str) -> EndpointInfo:
+        return EndpointInfo(name, "running", self.url, self.target)
+
+    def _ready_endpoint(self, name: str, info: EndpointInfo) -> Endpoint:
+        return Endpoint(name, info.url, KEY, self.target)
+
+
+# Every form of the base URL that people paste, each with {base} = http://127.0.0.1:PORT.
+URL_FORMS = [
+    "{base}",
+    "{base}/",
+    "{base}/v1",
+    "{base}/v1/",
+    "{base}/v1/audios/generations",
+    "{base}/v1/audios/generations/",
+    "{base}/v1/audios/generations/v1/audios/generations",
+    "  {base}/v1\n",
+    "HTTP://{host}/v1",
+]
+
+
+@pytest.mark.parametrize("form", URL_FORMS)
+def test_the_client_and_wait_until_ready_send_every_url_form_to_one_route(fault, form, tmp_path, monkeypatch):
+    monkeypatch.delenv("INFERENCE_URL", raising=False)  # no override: the target's own URL is used
+    monkeypatch.chdir(tmp_path)
+    url = form.format(base=fault.url, host=fault.url.removeprefix("http://"))
+    with client_for(fault, url=url) as client:
+        client.generate("x")
+    FoundRunning(url).wait_until_ready("demo", timeout=30)
+    assert [(r.method, r.path, r.headers["Authorization"]) for r in fault.requests] == [
+        ("POST", "/v1/audios/generations", f"Bearer {KEY}")
+    ] * 2
 
 
 def test_normalise_url_removes_route_suffixes():

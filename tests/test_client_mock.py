@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fault_server import wav_bytes
 
+from flexaudio_helpers import settings
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import (
     AuthenticationError,
@@ -134,12 +135,14 @@ def test_401_without_a_key_says_none_was_sent(monkeypatch, tmp_path):
     assert "Authorization" not in endpoint.requests[0].headers
 
 
-def test_a_key_the_server_echoes_back_is_masked():
-    endpoint = Endpoint(failure(500, f"bad key {KEY} for this model"))
+@pytest.mark.parametrize("key", [KEY, "sk-1234", "k"], ids=["long", "7-characters", "1-character"])
+def test_a_key_the_server_echoes_back_is_masked_whatever_its_length(key):
+    endpoint = Endpoint(failure(500, f"bad key {key} for this model"))
     with pytest.raises(GenerationFailed) as caught:
-        client_for(endpoint).generate("x")
-    assert KEY not in str(caught.value) and "bad key *** for" in str(caught.value)
-    assert caught.value.server_message == "bad key *** for this model"
+        client_for(endpoint, api_key=key).generate("x")
+    assert key not in str(caught.value) and key not in caught.value.server_message
+    if len(key) > 1:
+        assert "bad key *** for" in str(caught.value)
 
 
 def test_404_explains_the_url():
@@ -315,7 +318,9 @@ def test_truncated_audio_is_an_invalid_response():
     assert len(endpoint.requests) == 1
 
 
-@pytest.mark.parametrize("seed", ["-5", "abc", str(2**64)])
+@pytest.mark.parametrize(
+    "seed", ["-5", "abc", str(2**64), "9" * 5000], ids=["-5", "abc", "2**64", "5000-digits"]
+)
 def test_a_seed_header_that_is_not_a_seed_is_a_typed_error(seed):
     endpoint = Endpoint(httpx.Response(200, content=wav_bytes(), headers={SEED_HEADER: seed}))
     with pytest.raises(InvalidResponse, match="X-Seed"):
@@ -355,10 +360,61 @@ def test_url_and_key_from_the_environment_or_a_dotenv_file(tmp_path, monkeypatch
         client.generate("from the .env file")
     assert endpoint.requests[-1].headers["Authorization"] == f"Bearer {KEY}"
 
+    monkeypatch.setenv("INFERENCE_URL", "https://from-the-environment.example")
     monkeypatch.setenv("INFERENCE_API_KEY", "sk-from-the-environment-wins")
     with AudioClient(transport=transport) as client:
         client.generate("environment first")
-    assert endpoint.requests[-1].headers["Authorization"] == "Bearer sk-from-the-environment-wins"
+    sent = endpoint.requests[-1]
+    assert (sent.url.host, sent.headers["Authorization"]) == (
+        "from-the-environment.example",
+        "Bearer sk-from-the-environment-wins",
+    )
+
+
+def test_the_url_and_the_key_never_come_from_two_sources(tmp_path, monkeypatch):
+    """A key is only ever sent to the URL named beside it: both from the environment, or both from .env."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"INFERENCE_URL={URL}\nINFERENCE_API_KEY={KEY}\n")
+    endpoint = Endpoint()
+    transport = httpx.MockTransport(endpoint)
+
+    # The environment names another URL but no key: the .env key is not sent there.
+    monkeypatch.setenv("INFERENCE_URL", "https://chosen-in-the-environment.example")
+    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
+    with AudioClient(transport=transport) as client:
+        client.generate("x")
+    assert endpoint.requests[-1].url.host == "chosen-in-the-environment.example"
+    assert "Authorization" not in endpoint.requests[-1].headers
+
+    # The environment holds a key but no URL: the key is not sent to the URL .env names.
+    monkeypatch.delenv("INFERENCE_URL")
+    monkeypatch.setenv("INFERENCE_API_KEY", "sk-meant-for-another-endpoint")
+    with AudioClient(transport=transport) as client:
+        client.generate("x")
+    assert endpoint.requests[-1].headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_dotenv_in_a_parent_folder_is_never_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("INFERENCE_URL", raising=False)
+    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
+    project = tmp_path / "project"
+    (project / "notebooks" / "deep").mkdir(parents=True)
+    monkeypatch.setattr(settings, "PROJECT_ROOT", project)
+    (tmp_path / ".env").write_text("INFERENCE_URL=https://someone-elses.example\nINFERENCE_API_KEY=sk-x\n")
+    endpoint = Endpoint()
+    for folder in (project, project / "notebooks"):
+        monkeypatch.chdir(folder)
+        with pytest.raises(EndpointNotConfigured):
+            AudioClient(transport=httpx.MockTransport(endpoint))
+
+    # The project's own .env (beside its pyproject.toml) is read from a folder inside it.
+    (project / "pyproject.toml").write_text("")
+    (project / ".env").write_text(f"INFERENCE_URL={URL}\nINFERENCE_API_KEY={KEY}\n")
+    monkeypatch.chdir(project / "notebooks" / "deep")
+    with AudioClient(transport=httpx.MockTransport(endpoint)) as client:
+        client.generate("x")
+    assert endpoint.requests[-1].headers["Authorization"] == f"Bearer {KEY}"
+    assert endpoint.requests[-1].url.host == "inference-test.example"
 
 
 def test_bad_parameters_are_refused_before_any_request():

@@ -24,13 +24,13 @@ from flexaudio_helpers.deploy import (
     server_process,
     store,
 )
-from flexaudio_helpers.deploy.flexai_checks import EndpointStillRunning
 from flexaudio_helpers.deploy.flexai_output import non_interactive_flag, table_lookup
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CommandFailed,
     DeploymentTimeout,
     EndpointFailed,
+    EndpointStillRunning,
     NotLoggedIn,
     UnsupportedCommand,
 )
@@ -184,7 +184,7 @@ def test_clean_up_says_when_delete_left_the_endpoint_running(flexai):
 def test_login_is_judged_by_what_the_cli_says(flexai, said, exit_code, logged_in):
     """The stand-in's `auth status` prints `said` and exits `exit_code` (assumed variants)."""
     flexai.scenario(auth_output=said, auth_exit=exit_code)
-    ok, why = FlexAIDeployment().logged_in()
+    ok, why = FlexAIDeployment().cli.logged_in()
     assert ok is logged_in
     assert said in why  # connect() explains its choice with the CLI's own words
     chosen = connect()

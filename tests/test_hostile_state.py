@@ -18,11 +18,11 @@ import numpy as np
 import psutil
 import pytest
 
-from flexaudio_helpers import tour
+from flexaudio_helpers import forget_saved_state, write_env_file
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main as cli
 from flexaudio_helpers.deploy import LocalDeployment, store
-from flexaudio_helpers.deploy.endpoint import Endpoint
+from flexaudio_helpers.deploy.endpoint_info import Endpoint
 from flexaudio_helpers.deploy.server_process import free_port
 from flexaudio_helpers.errors import FlexAudioError
 from flexaudio_helpers.state import state_dir
@@ -74,7 +74,7 @@ def _save_some_state() -> None:
     store.save_record("local", NAME, url="http://127.0.0.1:1", api_key="k" * 20)
     store.save_record("flexai", NAME, url="https://example.invalid", api_key="k" * 20)
     LocalDeployment(echo=False).create_secret("MY_HF_TOKEN", "hf_notARealToken0123456789")
-    tour.write_env_file(Endpoint(name=NAME, url="http://127.0.0.1:1", api_key="k" * 20, target="local"))
+    write_env_file(Endpoint(name=NAME, url="http://127.0.0.1:1", api_key="k" * 20, target="local"))
 
 
 # ----- 1. forget deletes only what is ours ---------------------------------------------------
@@ -87,7 +87,7 @@ def test_forget_keeps_a_folder_it_did_not_create_and_everything_not_ours(state, 
     (state / "secrets" / "bank.txt").write_text("not flexaudio's secret")
     _save_some_state()
 
-    removed = tour.forget_saved_state()
+    removed = forget_saved_state()
 
     assert (state / "thesis.txt").read_text() == "four years of work"
     assert (state / "logs" / "notes.md").read_text() == "mine too"
@@ -110,7 +110,7 @@ def test_forget_removes_the_folder_it_created_and_no_symlink_target(state, tmp_p
     (state / "logs").mkdir(mode=0o700)
     (state / "logs" / f"{NAME}.log").symlink_to(outside)
 
-    removed = tour.forget_saved_state()
+    removed = forget_saved_state()
 
     assert not state.exists(), "flexaudio created this folder and left nothing else in it"
     assert outside.read_text() == "not flexaudio's", "a symlink is removed, never what it points to"

@@ -1,6 +1,6 @@
 """The shared primitives on their own: redaction, manifest lines, settings, files and the one
-status -> typed error map (also as deploy's readiness check uses it). No socket, no server:
-HTTP goes through ``httpx.MockTransport``."""
+status -> typed error map (also as deploy's readiness check meets it, through the client). No
+socket, no server: HTTP goes through ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import stat
 
 import httpx
 import pytest
+from fault_server import wav_bytes
 
 from flexaudio_helpers.batch import MANIFEST_NAME, ManifestLine, write_manifest
 from flexaudio_helpers.deploy import store
-from flexaudio_helpers.deploy.endpoint import Endpoint
+from flexaudio_helpers.deploy.endpoint_info import Endpoint
 from flexaudio_helpers.deploy.readiness import confirm_endpoint
 from flexaudio_helpers.errors import (
     AuthenticationError,
@@ -26,7 +27,7 @@ from flexaudio_helpers.errors import (
 )
 from flexaudio_helpers.files import PRIVATE, TEMPORARY_SUFFIX, atomic_writer, write_atomic
 from flexaudio_helpers.protocol import sniff_format
-from flexaudio_helpers.redact import MASK, display_url, mask_echoed, mask_text
+from flexaudio_helpers.redact import MASK, display_url, mask_text, mask_values
 from flexaudio_helpers.responses import error_for_response
 from flexaudio_helpers.settings import resolve
 
@@ -34,10 +35,11 @@ KEY = "sk-shared-0123456789"
 
 
 # ----- redaction -----------------------------------------------------------------------------
-def test_an_echoed_key_is_masked_but_short_values_are_left_alone():
-    assert mask_echoed(f"the key {KEY} was wrong", [KEY, None]) == f"the key {MASK} was wrong"
-    # Under 8 characters is no real key; masking it would garble words ("a" in "bad").
-    assert mask_echoed("a bad request", ["a"]) == "a bad request"
+def test_an_echoed_key_of_any_length_is_masked():
+    assert mask_values(f"the key {KEY} was wrong", [KEY, None]) == f"the key {MASK} was wrong"
+    assert mask_values("key sk-1234 refused", ["sk-1234"]) == f"key {MASK} refused"  # 7 characters
+    # A secret inside another is masked whole, never left half shown.
+    assert mask_values("sk-1234-long", ["sk-1234", "sk-1234-long"]) == MASK
     # Deploy's masking also hides any "API Key: ..." value and short secrets it was given.
     assert mask_text("API Key: abc123\nnote: abc", ["abc"]) == f"API Key: {MASK}\nnote: {MASK}"
 
@@ -166,7 +168,7 @@ def test_each_status_maps_to_one_typed_error_with_real_fields(status, kind):
 def test_the_map_masks_what_the_server_echoed_and_adds_the_callers_advice():
     response = _answer(401, json={"error": {"message": f"key {KEY} refused"}})
     error = error_for_response(
-        response, scrub=lambda text: mask_echoed(text, [KEY]), auth_advice="serve it again"
+        response, scrub=lambda text: mask_values(text, [KEY]), auth_advice="serve it again"
     )
     assert KEY not in str(error) and str(error).endswith("; serve it again")
     assert error.server_message == f"key {MASK} refused"
@@ -197,10 +199,13 @@ def _confirm(*answers: httpx.Response) -> tuple[float | Exception, int]:
     return result, len(sent)
 
 
-def test_readiness_retries_a_loading_endpoint_then_accepts_audio_by_its_magic_bytes():
-    wave = b"RIFF\x24\x00\x00\x00WAVEfmt "
-    result, sent = _confirm(httpx.Response(503), httpx.Response(429), httpx.Response(200, content=wave))
-    assert isinstance(result, float) and sent == 3
+def test_readiness_retries_a_loading_endpoint_then_accepts_only_whole_audio():
+    loading = (httpx.Response(503), httpx.Response(429), httpx.Response(500))
+    result, sent = _confirm(*loading, httpx.Response(200, content=wav_bytes()))
+    assert isinstance(result, float) and sent == 4
+    # A WAV header alone is not audio: the probe decodes the answer as the client does.
+    truncated, _ = _confirm(httpx.Response(200, content=b"RIFF\x24\x00\x00\x00WAVEfmt "))
+    assert isinstance(truncated, InvalidAudioResponse)
 
 
 def test_readiness_raises_the_clients_typed_errors_without_the_key():

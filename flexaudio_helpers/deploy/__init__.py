@@ -6,30 +6,33 @@
     deployment.serve("stable-audio-open", hf_token_secret="MY_HF_TOKEN")
     endpoint = deployment.wait_until_ready("stable-audio-open")
 
-A later notebook finds the endpoint again with ``endpoint("stable-audio-open")``, and the last one
-stops it with ``clean_up(deployment, "stable-audio-open")``.
+A later notebook (or the ``flexaudio`` command) finds the endpoint again with
+``find_or_serve(deployment)`` or ``endpoint("stable-audio-open")``: ``INFERENCE_URL`` first, then
+the saved endpoint. The last notebook stops it with ``clean_up(deployment, "stable-audio-open")``.
 
-- `base`: the `Deployment` interface (and the `serve` preamble); `endpoint`: `Endpoint`, `EndpointInfo`.
+- `base`: the `Deployment` interface (and the `serve` preamble); `endpoint_info`: `Endpoint`,
+  `EndpointInfo` and the endpoint-status vocabulary.
 - `flexai`: the FlexAI verbs; `flexai_cli`: running the ``flexai`` CLI; `flexai_output`: reading it.
 - `local`: the local verbs and model choice; `server_process`: the server process (start detached,
-  /health, terminate, free port, registry), shared with the tests and benchmarks.
+  /health, terminate, free port, registry).
 - `cleanup`: `clean_up`, stopping what the chosen target runs plus a recorded local server.
-- `store`: saved endpoints (mode 0600) and the INFERENCE_URL/INFERENCE_API_KEY override.
+- `store`: saved endpoints (mode 0600), the INFERENCE_URL/INFERENCE_API_KEY override, and the
+  ``inference.env`` file for shells.
 - `readiness`: polling until running, then one real request (masking secrets is `..redact`).
 """
 
 from __future__ import annotations
 
-import os
-
-from ..errors import InvalidParameters
+from ..errors import EndpointNotFound, EndpointUnavailable, FlexAudioError, InvalidParameters
+from ..settings import setting
 from .base import Deployment
 from .cleanup import clean_up
-from .endpoint import Endpoint, EndpointInfo
+from .endpoint_info import Endpoint, EndpointInfo
 from .flexai import FlexAIDeployment
 from .flexai_cli import INSTALL_COMMAND, LOGIN_COMMAND, find_cli
 from .local import MODEL_ENV, LocalDeployment
-from .store import find_endpoint, remember_endpoint
+from .store import find_endpoint as endpoint
+from .store import remember_endpoint, write_env_file
 
 TARGET_ENV = "FLEXAUDIO_TARGET"
 TARGET_CHOICES = ("auto", "flexai", "local", "offline")
@@ -45,7 +48,9 @@ __all__ = [
     "clean_up",
     "connect",
     "endpoint",
+    "find_or_serve",
     "remember_endpoint",
+    "write_env_file",
 ]
 
 
@@ -56,7 +61,7 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
     it is not ``"auto"``; else FlexAI when the ``flexai`` CLI is installed and logged in; else
     this machine. Asking for FlexAI explicitly fails clearly when the CLI is missing or logged out.
     """
-    chosen = os.environ.get(TARGET_ENV, "").strip().lower()
+    chosen = (setting(TARGET_ENV) or "").lower()
     source = f"{TARGET_ENV}={chosen}"
     if not chosen or chosen == "auto":
         chosen, source = target.strip().lower(), f"connect(target={target!r})"
@@ -68,9 +73,9 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
             allowed=", ".join(TARGET_CHOICES),
         )
     if chosen == "flexai":
-        deployment: Deployment = FlexAIDeployment(echo=echo)
-        why = deployment.ensure_logged_in()
-        deployment.reason = f"FlexAI, because {source} ({why})."
+        flexai = FlexAIDeployment(echo=echo)
+        flexai.reason = f"FlexAI, because {source} ({flexai.cli.ensure_logged_in()})."
+        deployment: Deployment = flexai
     elif chosen == "local":
         deployment = LocalDeployment(echo=echo)
         deployment.reason = f"this machine, because {source}."
@@ -91,7 +96,7 @@ def _detect(echo: bool) -> Deployment:
         )
         return local
     flexai = FlexAIDeployment(echo=echo)
-    logged_in, why = flexai.logged_in()
+    logged_in, why = flexai.cli.logged_in()
     if logged_in:
         flexai.reason = f"FlexAI, because the flexai CLI is installed and logged in ({why})."
         return flexai
@@ -102,6 +107,22 @@ def _detect(echo: bool) -> Deployment:
     return local
 
 
-def endpoint(name: str, target: str | None = None) -> Endpoint:
-    """A previously served endpoint: INFERENCE_URL/INFERENCE_API_KEY if set, else the newest saved one."""
-    return find_endpoint(name, target)
+def find_or_serve(
+    deployment: Deployment, name: str = "stable-audio-open", hf_token_secret: str = "MY_HF_TOKEN"
+) -> Endpoint:
+    """The endpoint to use: ``INFERENCE_URL`` (environment or ``.env``), else the saved endpoint
+    `name`; on this machine it is served now (and waited for) when it is not running.
+
+    Raises `FlexAudioError` on FlexAI when no endpoint `name` is saved (notebook 02 serves it).
+    """
+    try:
+        return deployment.endpoint(name)
+    except (EndpointNotFound, EndpointUnavailable):
+        if deployment.target != LocalDeployment.target:
+            raise FlexAudioError(
+                f"no endpoint {name!r} is saved for {deployment.target}: run 02_serve_endpoint.ipynb "
+                "first, or set INFERENCE_URL and INFERENCE_API_KEY"
+            ) from None
+    print(f"No local endpoint {name!r} is running: serving it now, as notebook 02 does.")
+    deployment.serve(name, hf_token_secret=hf_token_secret)
+    return deployment.wait_until_ready(name)

@@ -17,8 +17,9 @@ from typing import Any
 from tqdm.std import tqdm
 
 from ..params import MODEL_ID
+from ..protocol import INFERENCE_URL_ENV
 from . import store
-from .endpoint import Endpoint, EndpointInfo
+from .endpoint_info import Endpoint, EndpointInfo
 from .readiness import confirm_endpoint, format_elapsed, wait_for_running
 
 
@@ -61,7 +62,7 @@ class Deployment(ABC):
         overridden = store.endpoint_from_env(name)
         if overridden:
             print(
-                f"{store.URL_ENV} is set: using that endpoint, not serving {name!r} "
+                f"{INFERENCE_URL_ENV} is set: using that endpoint, not serving {name!r} "
                 f"(unset it to {self.serve_verb})."
             )
             return overridden
@@ -115,7 +116,7 @@ class Deployment(ABC):
                 bar.set_description_str(f"{name}: {text}")
 
             if overridden:
-                print(f"{store.URL_ENV} is set: confirming that endpoint instead of {name!r}.")
+                print(f"{INFERENCE_URL_ENV} is set: confirming that endpoint instead of {name!r}.")
                 endpoint = overridden
             else:
                 info = wait_for_running(

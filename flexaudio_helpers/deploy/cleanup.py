@@ -3,10 +3,9 @@ if one is recorded under the same name (notebook 06 may have started one whateve
 
 from __future__ import annotations
 
-from ..errors import UnsupportedCommand
+from ..errors import EndpointStillRunning, UnsupportedCommand
 from . import server_process
 from .base import Deployment
-from .flexai_checks import EndpointStillRunning
 from .local import LocalDeployment
 
 

@@ -22,20 +22,13 @@ from ..errors import (
     InvalidParameters,
     NotLoggedIn,
 )
+from ..protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
 from ..redact import mask_json, strip_ansi
 from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
-from .endpoint import Endpoint, EndpointInfo
-from .flexai_checks import (
-    GONE,
-    GONE_STATUSES,
-    STOPPED_STATUSES,
-    TARGET,
-    EndpointStillRunning,
-    endpoint_state,
-    run_and_confirm,
-)
+from .endpoint_info import GONE, GONE_STATUSES, STOPPED_STATUSES, Endpoint, EndpointInfo
+from .flexai_checks import TARGET, endpoint_state, run_and_confirm
 from .flexai_cli import LOGIN_COMMAND, FlexAICLI
 from .flexai_output import (
     ALREADY_EXISTS_WORDS,
@@ -48,8 +41,6 @@ from .flexai_output import (
 )
 
 LOGS_TIMEOUT = 30.0
-
-__all__ = ["EndpointStillRunning", "FlexAIDeployment"]
 
 
 class FlexAIDeployment(Deployment):
@@ -74,24 +65,9 @@ class FlexAIDeployment(Deployment):
         self.cli = FlexAICLI(executable, echo=echo)
 
     @property
-    def echo(self) -> bool:
-        """Whether commands and their output are printed."""
-        return self.cli.echo
-
-    @property
     def commands(self) -> list[str]:
         """Every command run so far, as shown (secrets masked): the notebook's CLI transcript."""
         return self.cli.commands
-
-    # -- login ------------------------------------------------------------------------------
-
-    def logged_in(self) -> tuple[bool, str]:
-        """Whether ``flexai auth status`` says we are logged in, and why we think so (one sentence)."""
-        return self.cli.logged_in()
-
-    def ensure_logged_in(self) -> str:
-        """Raise `NotLoggedIn` unless the CLI reports a login; return why we think it is logged in."""
-        return self.cli.ensure_logged_in()
 
     # -- secrets ----------------------------------------------------------------------------
 
@@ -150,7 +126,7 @@ class FlexAIDeployment(Deployment):
         An endpoint of that name that already exists is reused when its API key is saved here.
         The key is saved the moment it appears in the output, whatever happens next.
         """
-        if hf_token_secret and not self.secret_exists(store.check_name(hf_token_secret, "hf_token_secret")):
+        if hf_token_secret and not self.secret_exists(hf_token_secret):  # which checks the name
             raise DeploymentError(
                 f"no FlexAI secret named {hf_token_secret!r}: create it first with "
                 f"deployment.create_secret({hf_token_secret!r}, token)"
@@ -179,7 +155,7 @@ class FlexAIDeployment(Deployment):
             return self._reuse(name)
         if key is None:
             raise _key_not_found(self.cli, name, output, shown, returncode, self.serve_timeout)
-        if self.echo:
+        if self.cli.echo:
             print(self.cli.mask_output(output))
         saved_in = store.record_path(self.target, name)
         if returncode is None:
@@ -306,7 +282,7 @@ def _key_not_saved(name: str) -> ApiKeyNotFound:
         f"endpoint {name!r} already exists on FlexAI, but its API key is not saved here "
         "(FlexAI prints it only when the endpoint is created). Paste it with\n"
         f"    flexaudio_helpers.deploy.remember_endpoint({name!r}, api_key='...')\n"
-        f"or set {store.KEY_ENV} (and {store.URL_ENV}) in .env; "
+        f"or set {INFERENCE_API_KEY_ENV} (and {INFERENCE_URL_ENV}) in .env; "
         "or delete the endpoint and serve again."
     )
 
@@ -323,7 +299,7 @@ def _key_not_found(
     paste = (
         f"The whole output is saved, unshown, in {saved} (mode 0600). If it holds the key, paste "
         f"it with\n    flexaudio_helpers.deploy.remember_endpoint({name!r}, api_key='...')\n"
-        f"or set {store.KEY_ENV} in .env."
+        f"or set {INFERENCE_API_KEY_ENV} in .env."
     )
     if returncode == 0:
         return ApiKeyNotFound(
@@ -341,5 +317,5 @@ def _key_missing_for_ready(name: str, url: str | None) -> ApiKeyNotFound:
     return ApiKeyNotFound(
         f"endpoint {name!r} is running at {url}, but its API key is not saved here. Paste it with\n"
         f"    flexaudio_helpers.deploy.remember_endpoint({name!r}, api_key='...', url={url!r})\n"
-        f"or set {store.URL_ENV} and {store.KEY_ENV} in .env."
+        f"or set {INFERENCE_URL_ENV} and {INFERENCE_API_KEY_ENV} in .env."
     )

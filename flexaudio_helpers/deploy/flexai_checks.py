@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import time
 
-from ..errors import CommandFailed, DeploymentError
+from ..errors import CommandFailed, EndpointStillRunning
 from . import store
+from .endpoint_info import GONE
 from .flexai_cli import CONSOLE, FlexAICLI, scale_command
 from .flexai_output import NOT_FOUND_WORDS, endpoint_status, parse_json_output, table_lookup
 from .readiness import format_elapsed
 
 TARGET = "flexai"
-# Statuses that count as "delete happened" (terminal "deleting" included) and as "stop happened".
-GONE_STATUSES = ("deleting", "deleted", "terminating", "terminated")
-STOPPED_STATUSES = (*GONE_STATUSES, "stopped", "stopping", "stop in progress", "suspended", "paused")
-GONE = "gone"
-
-
-class EndpointStillRunning(DeploymentError):
-    """``delete``/``stop`` exited 0 but the endpoint is still there (and still billed)."""
 
 
 def run_and_confirm(

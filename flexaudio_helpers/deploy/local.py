@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import os
 import secrets
 import shlex
 import sys
@@ -24,12 +23,13 @@ from typing import Any
 
 from ..errors import DeploymentError, EndpointUnavailable, InvalidParameters
 from ..files import read_log, read_private
-from ..protocol import LOCAL_SERVER_KEY_ENV
+from ..protocol import LOCAL_SERVER_KEY_ENV, OFFLINE_NOTICE
 from ..redact import mask_json
+from ..settings import setting
 from ..state import fresh_private_file, state_dir, state_lock, write_private
 from . import server_process, store
 from .base import Deployment
-from .endpoint import Endpoint, EndpointInfo
+from .endpoint_info import Endpoint, EndpointInfo
 
 MODEL_ENV = "FLEXAUDIO_MODEL"
 OFFLINE = "offline"
@@ -87,14 +87,14 @@ def huggingface_login() -> str | None:
 
         return get_token()
     except ImportError:
-        return os.environ.get("HF_TOKEN") or None
+        return setting("HF_TOKEN")
 
 
 def choose_model(requested: str, *, token: str | None, forced: str | None = None) -> ModelChoice:
     """`forced`, else ``FLEXAUDIO_MODEL`` if set; else `requested` when it can run here; else offline."""
     if forced:
         return ModelChoice(forced, f"{forced} was chosen for this deployment")
-    forced = os.environ.get(MODEL_ENV, "").strip()
+    forced = setting(MODEL_ENV)
     if forced:
         return ModelChoice(forced, f"{MODEL_ENV}={forced}")
     if requested == OFFLINE:
@@ -125,7 +125,7 @@ def offline_banner(why: str) -> str:
     """The plain warning shown whenever the local endpoint serves the offline model."""
     rule = "=" * 78
     return (
-        f"{rule}\nOFFLINE MODEL: the audio will be NOISE, not music ({why}).\n"
+        f"{rule}\n{OFFLINE_NOTICE.upper()} ({why}).\n"
         "It runs the real Stable Audio pipeline with small random weights, to learn the workflow.\n"
         "For real audio: deploy to FlexAI (`flexai auth login`, then FLEXAUDIO_TARGET=flexai), or use a\n"
         f"GPU machine with a Hugging Face token. {MODEL_ENV}=<hub id or folder> forces a model.\n{rule}"
@@ -202,7 +202,7 @@ class LocalDeployment(Deployment):
             server_process.end_recorded(record)
         elif record:
             print(f"The saved {name} server (pid {record.get('pid')}) is gone: starting a new one.")
-        server_process.forget(name)
+        server_process.remove_server_record(name)
         return self._start(name, choice, token, port or server_process.free_port())
 
     def _check_installed(self) -> None:
@@ -216,7 +216,7 @@ class LocalDeployment(Deployment):
     def _start(self, name: str, choice: ModelChoice, token: str | None, port: int) -> Endpoint:
         command = server_process.server_command(choice.model, port, task="text-to-audio", python=self.python)
         # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
-        api_key = os.environ.get(LOCAL_SERVER_KEY_ENV) or secrets.token_urlsafe(32)
+        api_key = setting(LOCAL_SERVER_KEY_ENV) or secrets.token_urlsafe(32)
         environment = server_process.server_environment(api_key, PYTHONUNBUFFERED="1")
         if token and not choice.offline:
             environment["HF_TOKEN"] = token
@@ -287,7 +287,7 @@ class LocalDeployment(Deployment):
             print(f"Stopped {name} (pid {record['pid']}).")
         elif self.echo:
             print(f"{name} is not running here.")
-        server_process.forget(name)
+        server_process.remove_server_record(name)
 
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""

@@ -15,33 +15,24 @@ from collections.abc import Callable
 
 import httpx
 
+from ..client import AudioClient
 from ..errors import (
+    AuthenticationError,
     CommandFailed,
     DeploymentTimeout,
     EndpointFailed,
+    EndpointUnavailable,
     FlexAudioError,
-    InvalidAudioResponse,
+    GenerationFailed,
 )
 from ..params import GenerationRequest
-from ..protocol import GENERATIONS_ROUTE, sniff_format
-from ..redact import mask_text
-from ..responses import error_for_response
-from .endpoint import Endpoint, EndpointInfo
+from .endpoint_info import WINDING_DOWN, Endpoint, EndpointInfo
 
 # One second, two steps: the cheapest request that runs the whole pipeline.
 PROBE_REQUEST = GenerationRequest.build(
     "A short soft test tone", audio_end_in_s=1.0, num_inference_steps=2, seed=0
 )
 LOG_LINES_IN_ERRORS = 40
-# Statuses that mean someone is stopping or deleting the endpoint: it will not become ready.
-WINDING_DOWN = {
-    "stop in progress": "stopped",
-    "stopping": "stopped",
-    "deleting": "deleted",
-    "terminating": "deleted",
-}
-#: How long `inspect` may keep failing (just after create, a network blip) before the wait gives up.
-INSPECT_GRACE = 60.0
 
 
 def format_elapsed(seconds: float) -> str:
@@ -56,7 +47,7 @@ def wait_for_running(
     timeout: float,
     interval: float,
     show: Callable[[str], None],
-    grace: float = INSPECT_GRACE,
+    grace: float,
 ) -> EndpointInfo:
     """Poll `inspect` until the endpoint is ready; raise when it cannot become ready or at `timeout`.
 
@@ -132,48 +123,43 @@ def confirm_endpoint(
 ) -> float:
     """Send one small generation until it returns audio; return the seconds it took.
 
-    5xx and 429 answers and connection errors are retried until `timeout` (the model may still
-    be loading); any other answer fails at once with `responses.error_for_response`'s typed
-    error (`AuthenticationError` for a refused key, `EndpointNotFound` for a missing route...),
-    or `InvalidAudioResponse` when a 200 carries no audio.
-
-    Note: this is a plain httpx POST rather than `AudioClient` so that its retry window
-    (minutes, while a model loads) stays separate from the client's per-request retries.
-    `transport` is handed to ``httpx.Client`` (tests pass an ``httpx.MockTransport``).
+    It goes through `AudioClient` (the same URL handling, key, bounded reading and typed errors)
+    with the client's own retries off: this loop is the longer window (minutes, while a model
+    loads) in which a busy or unreachable endpoint and 5xx answers are tried again. Anything else
+    fails at once with the client's error (`AuthenticationError` for a refused key,
+    `EndpointNotFound` for a missing route, `InvalidAudioResponse` when a 200 carries no audio...).
+    `transport` is handed to the client (tests pass an ``httpx.MockTransport``).
     """
-    url = endpoint.require_url().rstrip("/") + GENERATIONS_ROUTE
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     started = time.monotonic()
     last_problem = "no answer yet"
-    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0), transport=transport) as http:
+    # "" rather than None: no key read from elsewhere is sent to this endpoint.
+    client = AudioClient(
+        endpoint.require_url(),
+        endpoint.api_key or "",
+        connect_timeout=30.0,
+        read_timeout=300.0,
+        max_retries=0,
+        transport=transport,
+    )
+    with client:
         while time.monotonic() - started < timeout:
             show("confirming with a 1 s test generation")
             try:
-                response = http.post(url, json=PROBE_REQUEST.to_body(), headers=headers)
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}"
-            else:
-                if response.status_code == 200 and sniff_format(response.content):
-                    return time.monotonic() - started
-                problem = _describe(response, endpoint.api_key)
-                if response.status_code == 200:
-                    raise InvalidAudioResponse(f"the test generation gave no audio: {problem}")
-                if response.status_code < 500 and response.status_code != 429:  # retrying will not help
-                    raise error_for_response(
-                        response,
-                        body=PROBE_REQUEST.to_body(),
-                        scrub=lambda text: mask_text(text, [endpoint.api_key]),
-                        auth_advice=f"the key saved for endpoint {endpoint.name!r} is not the one it expects",
-                    )
-                last_problem = problem
+                client.generate(PROBE_REQUEST)
+                return time.monotonic() - started
+            except AuthenticationError as exc:
+                raise AuthenticationError(
+                    f"endpoint {endpoint.name!r} refused the key saved for it: {exc}",
+                    status_code=exc.status_code,
+                    server_message=exc.server_message,
+                ) from None
+            except (EndpointUnavailable, GenerationFailed) as exc:
+                if isinstance(exc, GenerationFailed) and (exc.status_code or 0) < 500:  # e.g. a redirect
+                    raise
+                last_problem = str(exc)
             show(f"not answering yet ({last_problem}); retrying")
             time.sleep(interval)
     raise DeploymentTimeout(
         f"endpoint {endpoint.name!r} reports running but did not generate within {timeout:.0f} s "
         f"(last: {last_problem}). The model may still be loading: call wait_until_ready again."
     )
-
-
-def _describe(response: httpx.Response, api_key: str | None) -> str:
-    body = response.text[:300] if "audio" not in response.headers.get("content-type", "") else ""
-    return mask_text(f"HTTP {response.status_code} {body}".strip(), [api_key])

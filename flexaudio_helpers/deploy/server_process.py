@@ -1,18 +1,17 @@
 """The local endpoint as an operating-system process: a free port, its command line, starting it
-(detached or as a child), waiting for /health, ending it, and the registry of running servers.
+detached, /health, ending it, and the registry of running servers.
 
-`LocalDeployment`, the tests' fixtures and the benchmarks all start and stop servers through here.
+`LocalDeployment` starts and stops servers through here (the tests' and benchmarks' child servers
+reuse these pieces: tests/server_process.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,10 +36,6 @@ LAUNCHER = (
     " start_new_session=True)\n"
     "print(server.pid)"
 )
-
-
-class ServerNotReady(DeploymentError, RuntimeError):
-    """A server started here exited, or did not answer /health in time (the message has its log)."""
 
 
 def free_port() -> int:
@@ -95,23 +90,6 @@ def launch_detached(command: list[str], environment: dict[str, str], log: IO[byt
     return int(pid)
 
 
-def start_child(
-    command: list[str],
-    environment: dict[str, str],
-    log_path: Path,
-    *,
-    preexec_fn: Callable[[], Any] | None = None,
-) -> subprocess.Popen:
-    """Start `command` as a child of this process, stdout and stderr in `log_path` (tests, benchmarks).
-
-    `preexec_fn` runs in the child before the server starts (e.g. to set its open-file limit).
-    """
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            command, env=environment, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
-        )
-
-
 # -- health ---------------------------------------------------------------------------------
 
 
@@ -121,65 +99,6 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
         return httpx.get(url + HEALTH_ROUTE, timeout=timeout).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def wait_until_healthy(
-    url: str, *, timeout: float, exited: Callable[[], bool], log: Callable[[], str], interval: float = 0.2
-) -> None:
-    """Return once `url` answers /health; `ServerNotReady` (with the log) when `exited()` or at `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if exited():
-            raise ServerNotReady(f"the server exited early:\n{log()}")
-        if is_healthy(url, timeout=1.0):
-            return
-        time.sleep(interval)
-    raise ServerNotReady(f"the server was not ready after {timeout} s:\n{log()}")
-
-
-def start_healthy_child(
-    command: list[str],
-    environment: dict[str, str],
-    log_path: Path,
-    url: str,
-    *,
-    timeout: float,
-    preexec_fn: Callable[[], Any] | None = None,
-) -> subprocess.Popen:
-    """`start_child`, then wait until `url` answers /health; on failure stop it, `ServerNotReady`."""
-    process = start_child(command, environment, log_path, preexec_fn=preexec_fn)
-    try:
-        wait_until_healthy(
-            url,
-            timeout=timeout,
-            exited=lambda: process.poll() is not None,
-            log=lambda: log_path.read_text(errors="replace"),
-        )
-    except ServerNotReady:
-        stop_child(process)
-        raise
-    return process
-
-
-def start_offline_child(
-    folder: Path,
-    api_key: str,
-    *extra: str,
-    timeout: float = 180,
-    preexec_fn: Callable[[], Any] | None = None,
-) -> tuple[subprocess.Popen, str, Path]:
-    """The offline-model server as a child of this process, for tests and benchmarks.
-
-    Its state folder and log file go in `folder`; `extra` are more server arguments. Returns
-    (process, url, log path) once /health answers; `ServerNotReady` (with the log) if it does not.
-    """
-    port = free_port()
-    log_path = folder / f"server-{port}.log"
-    environment = server_environment(api_key, FLEXAUDIO_STATE_DIR=str(folder / "state"))
-    url = server_url(port)
-    command = server_command("offline", port, *extra)
-    process = start_healthy_child(command, environment, log_path, url, timeout=timeout, preexec_fn=preexec_fn)
-    return process, url, log_path
 
 
 # -- stopping -------------------------------------------------------------------------------
@@ -221,16 +140,6 @@ def terminate(process: Any, grace: float = STOP_GRACE_SECONDS) -> None:
     )
 
 
-def stop_child(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
-    """End a server started with `start_child` (SIGTERM, then SIGKILL) and collect it."""
-    import psutil
-
-    if process.poll() is None:
-        with contextlib.suppress(psutil.NoSuchProcess):  # it ended between poll() and here
-            terminate(psutil.Process(process.pid), grace)
-    process.wait()
-
-
 # -- the registry of running servers (records in the store, mode 0600) -----------------------
 
 
@@ -248,7 +157,7 @@ def record(name: str, *, pid: int, **facts: Any) -> dict[str, Any]:
     )
 
 
-def forget(name: str) -> bool:
+def remove_server_record(name: str) -> bool:
     """Remove the record of server `name`; True when there was one."""
     return store.remove_record(REGISTRY_TARGET, name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,11 @@ from typing import Any
 from ..errors import EndpointNotFound, InvalidParameters
 from ..files import read_private
 from ..protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
-from ..settings import resolve
+from ..settings import endpoint_settings
 from ..state import state_dir, write_private
-from .endpoint import Endpoint
+from ..urls import normalise_url
+from .endpoint_info import Endpoint
 
-# The names deploy's messages use (deploy/base.py, flexai.py, local.py).
-URL_ENV = INFERENCE_URL_ENV
-KEY_ENV = INFERENCE_API_KEY_ENV
 TARGETS = ("flexai", "local")
 # Names become file names here and arguments to the CLI: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -88,12 +87,10 @@ def endpoint_from_record(record: dict[str, Any]) -> Endpoint:
 
 
 def endpoint_from_env(name: str = "") -> Endpoint | None:
-    """The endpoint named by ``INFERENCE_URL``/``INFERENCE_API_KEY`` (environment, then ``.env``),
-    when the URL is set."""
-    found = resolve(URL_ENV, KEY_ENV)
-    if not found[URL_ENV]:
-        return None
-    return Endpoint(name=name or "env", url=found[URL_ENV], api_key=found[KEY_ENV], target="env")
+    """The endpoint named by ``INFERENCE_URL``/``INFERENCE_API_KEY`` (both from the environment, or
+    both from ``.env``: `settings.endpoint_settings`), when the URL is set."""
+    url, api_key, _ = endpoint_settings()
+    return Endpoint(name=name or "env", url=url, api_key=api_key, target="env") if url else None
 
 
 def find_endpoint(name: str, target: str | None = None) -> Endpoint:
@@ -107,7 +104,7 @@ def find_endpoint(name: str, target: str | None = None) -> Endpoint:
         known = ", ".join(saved_names(target)) or "none"
         raise EndpointNotFound(
             f"no saved endpoint named {name!r} (saved: {known}). Serve it first "
-            f"(deployment.serve({name!r}, ...)), or set {URL_ENV} and {KEY_ENV}."
+            f"(deployment.serve({name!r}, ...)), or set {INFERENCE_URL_ENV} and {INFERENCE_API_KEY_ENV}."
         )
     return endpoint_from_record(max(records, key=lambda record: record.get("saved_at", 0)))
 
@@ -118,5 +115,12 @@ def remember_endpoint(name: str, api_key: str, url: str | None = None, target: s
         raise InvalidParameters(f"target {target!r} is not one of {TARGETS}", field="target", value=target)
     fields: dict[str, Any] = {"api_key": api_key.strip()}
     if url:
-        fields["url"] = url.rstrip("/")
+        fields["url"] = normalise_url(url)[0]
     return endpoint_from_record(save_record(target, name, **fields))
+
+
+def write_env_file(endpoint: Endpoint) -> Path:
+    """Save ``INFERENCE_URL``/``INFERENCE_API_KEY`` for shells in a private (0600) file; return its path."""
+    url, api_key = shlex.quote(endpoint.require_url()), shlex.quote(endpoint.api_key or "")
+    text = f"{INFERENCE_URL_ENV}={url}\n{INFERENCE_API_KEY_ENV}={api_key}\n"
+    return write_private(state_dir() / "inference.env", text)

@@ -1,4 +1,5 @@
-"""What a deployment hands back: an `Endpoint` to call and an `EndpointInfo` to look at."""
+"""What a deployment hands back: an `Endpoint` to call and an `EndpointInfo` to look at, and the
+words an endpoint's status may hold."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client import AudioClient
 from ..errors import EndpointUnavailable
 
+# The endpoint-status vocabulary, one home for every target (FlexAI's words; local uses a few).
 READY_STATUS = "running"
 # Words that mean the endpoint will not become ready by waiting longer.
 TERMINAL_WORDS = (
@@ -21,12 +24,17 @@ TERMINAL_WORDS = (
     "killed",
     "deleted",
 )
-
-
-def is_terminal(status: str) -> bool:
-    """True for failed/stopped/error-like statuses: waiting longer will not help."""
-    status = status.lower()
-    return any(word in status for word in TERMINAL_WORDS)
+# Statuses that mean someone is stopping or deleting the endpoint (-> what it will be).
+WINDING_DOWN = {
+    "stop in progress": "stopped",
+    "stopping": "stopped",
+    "deleting": "deleted",
+    "terminating": "deleted",
+}
+# What counts as "delete happened" (a terminal "deleting" included) and as "stop happened".
+GONE_STATUSES = ("deleting", "deleted", "terminating", "terminated")
+STOPPED_STATUSES = (*GONE_STATUSES, "stopped", "stopping", "stop in progress", "suspended", "paused")
+GONE = "gone"  # not a status FlexAI reports: neither `inspect` nor `list` knows the endpoint
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,11 +67,10 @@ class Endpoint:
             )
         return self.url
 
-    def client(self, **options: Any):
+    def client(self, **options: Any) -> AudioClient:
         """An `AudioClient` for this endpoint (options go to its constructor)."""
-        from ..client import AudioClient  # imported here: the client is optional for control-plane work
-
-        return AudioClient(self.require_url(), self.api_key, **options)
+        # "" rather than None: no key read from elsewhere is ever sent to this endpoint.
+        return AudioClient(self.require_url(), self.api_key or "", **options)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,8 @@ class EndpointInfo:
 
     @property
     def terminal(self) -> bool:
-        return is_terminal(self.status)
+        """True for failed/stopped/error-like statuses: waiting longer will not help."""
+        return any(word in self.status.lower() for word in TERMINAL_WORDS)
 
     def to_json(self) -> str:
         """The raw facts as indented JSON (secrets already masked)."""
