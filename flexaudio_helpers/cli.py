@@ -24,7 +24,7 @@ from typing import Any
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
-from .errors import EndpointNotConfigured, FlexAudioError, InvalidParameters
+from .errors import EndpointNotConfigured, FlexAudioError, InvalidAudioFile, InvalidParameters
 from .files import atomic_writer
 from .inputs import as_request
 from .protocol import INFERENCE_API_KEY_ENV, OFFLINE_NOTICE
@@ -191,7 +191,9 @@ def run_plot(args: argparse.Namespace) -> int:
         raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
     try:
         clip = Clip.load(source)
-    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+    except InvalidAudioFile as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
         raise InputError(f"cannot read {source} as audio: {exc}") from None
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +209,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     try:
         clip = Clip.load(args.clip)
         analysis = analyze(clip)
-    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+    except InvalidAudioFile as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
         raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
     except AnalysisError as exc:
         raise InputError(f"cannot analyse {args.clip}: {exc}") from None
