@@ -98,21 +98,27 @@ def describe(clip: AudioLike | None, *, prompt_chars: int = 40) -> str:
 def draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis: bool = True) -> list[Any]:
     """One lane per channel on the caller's `axes`; returns the filled areas, one per lane.
 
-    Without `time_axis` no lane draws an x axis (one below shows time).
+    All lanes share a vertical scale of ± the clip's peak, so a quiet clip (the offline model
+    peaks near -31 dBFS) still shows its shape; the first lane says the peak in dBFS, so that
+    its loudness stays readable. Without `time_axis` no lane draws an x axis (one below shows time).
     """
     areas = []
     names = LANE_NAMES.get(len(axes), tuple(f"ch {i + 1}" for i in range(len(axes))))
+    peak = float(max(np.abs(envelope.low).max(initial=0.0), np.abs(envelope.high).max(initial=0.0)))
+    scale = peak if peak > 0 else 1.0
     for ax, low, high, name in zip(axes, envelope.low, envelope.high, names, strict=True):
         areas.append(
             ax.fill_between(envelope.times, low, high, color="#1f77b4", linewidth=0.6, edgecolor="#1f77b4")
         )
         ax.axhline(0.0, color="0.6", linewidth=0.5)
         ax.set_xlim(0.0, envelope.duration)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_yticks([-1, 0, 1])
+        ax.set_ylim(-1.05 * scale, 1.05 * scale)
+        ax.set_yticks([-scale, 0, scale], [f"{-scale:.2g}", "0", f"{scale:.2g}"])
         ax.set_ylabel(name)
         ax.set_label(f"waveform {name}")  # lets callers and tests find the lanes
         ax.xaxis.set_visible(False)  # also spares drawing its ticks, a large part of a draw
+    level = f"peak {20 * np.log10(peak):.1f} dBFS" if peak > 0 else "silent"
+    _corner_note(axes[0], f"{level} (axis scaled to the peak)", right=True).set_label("peak")
     if time_axis:
         axes[-1].xaxis.set_visible(True)
         axes[-1].set_xlabel("time (s)")
@@ -326,15 +332,15 @@ def _centroid_curve(clip: Audio) -> tuple[np.ndarray, np.ndarray]:
     return centroid_curve(clip)
 
 
-def _corner_note(ax: Any, text: str) -> Any:
+def _corner_note(ax: Any, text: str, *, right: bool = False) -> Any:
     return ax.text(
-        0.005,
+        0.995 if right else 0.005,
         0.95,
         text,
         transform=ax.transAxes,
         fontsize=8,
         va="top",
-        ha="left",
+        ha="right" if right else "left",
         bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5},
     )
 
