@@ -121,7 +121,7 @@ class Analysis:
         width = max(len(label) for label, _, _ in self.rows())
         lines = [f"{label:<{width}}  {value:>16}  {meaning}" for label, value, meaning in self.rows()]
         if self.offline:
-            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
+            lines.append(f"({NOISE_NOTE})")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -130,13 +130,16 @@ class Analysis:
             f"<td style='text-align:left;color:#555'>{html.escape(meaning)}</td></tr>"
             for label, value, meaning in self.rows()
         )
-        note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
-            "these numbers describe noise</caption>"
-            if self.offline
-            else ""
-        )
+        note = _noise_caption(self.offline)
         return f"<table class='flexaudio-analysis' style='font-size:90%'>{cells}{note}</table>"
+
+
+NOISE_NOTE = f"{OFFLINE_NOTICE}: these numbers describe noise"
+
+
+def _noise_caption(offline: bool) -> str:
+    style = "color:firebrick;caption-side:bottom"
+    return f"<caption style='{style}'>{html.escape(NOISE_NOTE)}</caption>" if offline else ""
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -216,8 +219,8 @@ def _analysis(samples: np.ndarray, rate: int, source: Any) -> Analysis:
         return _ANALYSES[source]
     import librosa  # imported on use: about 1 s the first time
 
-    duration = samples.shape[1] / rate
     facts = source.facts if isinstance(source, Clip) else measure(samples, rate)
+    duration = facts.duration
 
     # One power spectrogram of the mono mix serves every spectral measure and the onset strength.
     power = power_spectrogram(  # (frames, bins)
@@ -235,7 +238,7 @@ def _analysis(samples: np.ndarray, rate: int, source: Any) -> Analysis:
     tempo, confidence, beats = _tempo_and_beats(onset_envelope, rate, duration)
     analysis = Analysis(
         duration_s=duration,
-        channels=samples.shape[0],
+        channels=facts.channels,
         loudness_lufs=facts.lufs,
         peak_dbfs=facts.peak_dbfs,
         clipped_fraction=facts.clipped_samples / samples.size,
@@ -546,7 +549,7 @@ class AnalysisTable:
             for label, values, _ in rows
         ]
         if any(analysis.offline for analysis in self.analyses):
-            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
+            lines.append(f"({NOISE_NOTE})")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -557,12 +560,7 @@ class AnalysisTable:
             + f"<td style='text-align:left;color:#555'>{html.escape(meaning)}</td></tr>"
             for label, values, meaning in self.rows()
         )
-        note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
-            "these numbers describe noise</caption>"
-            if any(analysis.offline for analysis in self.analyses)
-            else ""
-        )
+        note = _noise_caption(any(analysis.offline for analysis in self.analyses))
         return (
             f"<table class='flexaudio-comparison' style='font-size:90%'><tr><th></th>{head}<th></th></tr>"
             f"{body}{note}</table>"

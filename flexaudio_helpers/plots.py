@@ -113,12 +113,13 @@ def draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis:
         ax.axhline(0.0, color="0.6", linewidth=0.5)
         ax.set_xlim(0.0, envelope.duration)
         ax.set_ylim(-1.05 * scale, 1.05 * scale)
-        ax.set_yticks([-scale, 0, scale], [f"{-scale:.2g}", "0", f"{scale:.2g}"])
+        ax.set_yticks([-scale, scale], [f"{-scale:.2g}", f"{scale:.2g}"])
         ax.set_ylabel(name)
         ax.set_label(f"waveform {name}")  # lets callers and tests find the lanes
         ax.xaxis.set_visible(False)  # also spares drawing its ticks, a large part of a draw
-    level = f"peak {20 * np.log10(peak):.1f} dBFS" if peak > 0 else "silent"
-    _corner_note(axes[0], f"{level} (axis scaled to the peak)", right=True).set_label("peak")
+    level = f"peak\n{20 * np.log10(peak):.1f} dBFS" if peak > 0 else "silent"
+    # In the right margin, where the waveform (which reaches the top of its lane) cannot hide it.
+    axes[0].text(1.01, 1.0, level, transform=axes[0].transAxes, fontsize=8, va="top", label="peak")
     if time_axis:
         axes[-1].xaxis.set_visible(True)
         axes[-1].set_xlabel("time (s)")
@@ -252,7 +253,9 @@ def plot_spectrogram(
     ax = figure.add_subplot(grid[0, 0])
     draw_spectrogram(ax, spectrogram, cax=figure.add_subplot(grid[0, 1]))
     if centroid:
-        draw_centroid(ax, *_centroid_curve(clip))
+        from .analysis import centroid_curve  # imported on use: librosa takes a second to import
+
+        draw_centroid(ax, *centroid_curve(clip))
     _title(figure, title)
     return figure
 
@@ -298,7 +301,9 @@ def plot_clip(
         tempo = f"{analysis.tempo_bpm:.1f} bpm" if analysis.has_clear_beat else "no clear beat"
         _corner_note(lanes[0], f"{tempo} (beat confidence {analysis.beat_confidence:.2f})")
     if centroid:
-        draw_centroid(spectrogram_ax, *_centroid_curve(clip))
+        from .analysis import centroid_curve  # imported on use, as above
+
+        draw_centroid(spectrogram_ax, *centroid_curve(clip))
     _title(figure, title)
     return figure
 
@@ -324,12 +329,6 @@ def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray, **style: 
     )
     ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
     return line
-
-
-def _centroid_curve(clip: Audio) -> tuple[np.ndarray, np.ndarray]:
-    from .analysis import centroid_curve  # imported on use, as above
-
-    return centroid_curve(clip)
 
 
 def _corner_note(ax: Any, text: str, *, right: bool = False) -> Any:
