@@ -2,16 +2,17 @@
 
 Computing only, no drawing (the plots draw what this measures):
 
-- `analyze(clip)` -> `Analysis`: loudness (LUFS, ITU-R BS.1770 via pyloudnorm), peak, clipping,
-  silence at the ends, tempo and beats (librosa's beat tracker), brightness (spectral centroid
-  and roll-off), noisiness (spectral flatness), onsets per second and stereo width.
+- `analyze(clip)` -> `Analysis`: loudness, peak, clipping and silence at the ends (a Clip's
+  own `facts`, from `audio.measure`: measured once, loudness by pyloudnorm), tempo and beats
+  (librosa's beat tracker), brightness (spectral centroid and roll-off), noisiness (spectral
+  flatness), onsets per second and stereo width.
 - `prompt_hints(prompt)`: what a prompt asks for that can be measured ("128 bpm", "muffled"...).
 - `check(clip)`: each hint beside its measurement, e.g. "asked 128 bpm, measured 127.8 bpm ✓".
 - `compare({"name": clip, ...})` -> `AnalysisTable`: several clips' analyses side by side.
 
 A clip is a `Clip`, a ``(samples, sample_rate)`` pair with samples (channels, frames), or the
 path of an audio file. 47.55 s of 44.1 kHz stereo analyses in about a second or less on a 2-core
-machine, 4x faster than asking librosa for each number (bench/analysis_speed.py). The first
+machine, about 3x faster than asking librosa for each number (bench/analysis_speed.py). The first
 analysis in a process also pays librosa's import, which compiles its beat tracker (seconds).
 """
 

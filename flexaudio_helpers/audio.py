@@ -122,7 +122,7 @@ def decode_audio(data: bytes, max_samples: int | None = None) -> tuple[np.ndarra
                 _check_size(expected, stream.channels, stream.samplerate, max_samples, what, ResponseTooLarge)
             samples = stream.read(dtype="float32", always_2d=True)
             rate = stream.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError) as exc:  # LibsndfileError is a RuntimeError
         raise InvalidAudioResponse(
             f"the {fmt} audio could not be decoded ({len(data)} bytes): {exc}"
         ) from None
@@ -177,7 +177,8 @@ def _dbfs(value: float) -> float:
 def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
     """Peak, RMS, integrated loudness (pyloudnorm), clipping and leading/trailing silence."""
     samples = np.atleast_2d(samples)
-    magnitude = np.abs(samples).max(axis=0) if samples.size else np.zeros(0)
+    magnitudes = np.abs(samples)
+    magnitude = magnitudes.max(axis=0) if samples.size else np.zeros(0)  # per frame, over channels
     peak = float(magnitude.max()) if magnitude.size else 0.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
     audible = np.flatnonzero(magnitude > 10 ** (SILENCE_DBFS / 20))
@@ -192,7 +193,7 @@ def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
         peak_dbfs=_dbfs(peak),
         rms_dbfs=_dbfs(rms),
         lufs=_integrated_loudness(samples, sample_rate),
-        clipped_samples=int(np.count_nonzero(np.abs(samples) >= CLIPPING_LEVEL)),
+        clipped_samples=int(np.count_nonzero(magnitudes >= CLIPPING_LEVEL)),
         leading_silence=float(leading),
         trailing_silence=float(trailing),
     )

@@ -13,8 +13,9 @@ The measurements come from `flexaudio_helpers.analysis`.
 
 Speed (issue 3's goal: 47.55 s of stereo to PNG in <= 0.15 s warm, <= 1 s in a fresh
 process, against librosa.display's 0.9 s / 4.7 s) comes from drawing a min/max envelope of
-one value pair per pixel column instead of 2 million points, one framed float32 FFT, a cached
-mel filterbank, and an image (`imshow`) instead of a mesh (`pcolormesh`).
+one value pair per pixel column instead of 2 million points, `spectra`'s framed float32 FFT
+and cached mel filterbank (why not librosa's: see `spectra`), and an image (`imshow`) instead
+of a mesh (`pcolormesh`).
 """
 
 from __future__ import annotations
