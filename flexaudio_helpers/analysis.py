@@ -2,16 +2,17 @@
 
 Computing only, no drawing (the plots draw what this measures):
 
-- `analyze(clip)` -> `Analysis`: loudness (LUFS, ITU-R BS.1770 via pyloudnorm), peak, clipping,
-  silence at the ends, tempo and beats (librosa's beat tracker), brightness (spectral centroid
-  and roll-off), noisiness (spectral flatness), onsets per second and stereo width.
+- `analyze(clip)` -> `Analysis`: loudness, peak, clipping and silence at the ends (a Clip's
+  own `facts`, from `audio.measure`: measured once, loudness by pyloudnorm), tempo and beats
+  (librosa's beat tracker), brightness (spectral centroid and roll-off), noisiness (spectral
+  flatness), onsets per second and stereo width.
 - `prompt_hints(prompt)`: what a prompt asks for that can be measured ("128 bpm", "muffled"...).
 - `check(clip)`: each hint beside its measurement, e.g. "asked 128 bpm, measured 127.8 bpm ✓".
-- `compare({"name": clip, ...})`: several clips' analyses side by side in one table.
+- `compare({"name": clip, ...})` -> `AnalysisTable`: several clips' analyses side by side.
 
 A clip is a `Clip`, a ``(samples, sample_rate)`` pair with samples (channels, frames), or the
 path of an audio file. 47.55 s of 44.1 kHz stereo analyses in about a second or less on a 2-core
-machine, 4x faster than asking librosa for each number (bench/analysis_speed.py). The first
+machine, about 3x faster than asking librosa for each number (bench/analysis_speed.py). The first
 analysis in a process also pays librosa's import, which compiles its beat tracker (seconds).
 """
 
@@ -25,14 +26,12 @@ import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import CLIPPING_LEVEL, Clip
-from .errors import FlexAudioError
+from .audio import Clip, measure
+from .errors import AnalysisError
 from .protocol import OFFLINE_NOTICE
 from .spectra import audio_arrays, mel_power, power_spectrogram
 
@@ -51,10 +50,6 @@ DARK_CENTROID_HZ = 1200.0
 BRIGHT_CENTROID_HZ = 2500.0
 BRIGHT_WORDS = ("bright", "crisp", "brilliant", "sparkling", "airy", "shimmering")
 DARK_WORDS = ("muffled", "dark", "dull", "murky", "mellow")
-
-
-class AnalysisError(FlexAudioError, ValueError):
-    """The audio cannot be analysed (empty, not finite, unreadable)."""
 
 
 def _doc(text: str) -> Any:
@@ -127,7 +122,7 @@ class Analysis:
         width = max(len(label) for label, _, _ in self.rows())
         lines = [f"{label:<{width}}  {value:>16}  {meaning}" for label, value, meaning in self.rows()]
         if self.offline:
-            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
+            lines.append(f"({NOISE_NOTE})")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -136,13 +131,16 @@ class Analysis:
             f"<td style='text-align:left;color:#555'>{html.escape(meaning)}</td></tr>"
             for label, value, meaning in self.rows()
         )
-        note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
-            "these numbers describe noise</caption>"
-            if self.offline
-            else ""
-        )
+        note = _noise_caption(self.offline)
         return f"<table class='flexaudio-analysis' style='font-size:90%'>{cells}{note}</table>"
+
+
+NOISE_NOTE = f"{OFFLINE_NOTICE}: these numbers describe noise"
+
+
+def _noise_caption(offline: bool) -> str:
+    style = "color:firebrick;caption-side:bottom"
+    return f"<caption style='{style}'>{html.escape(NOISE_NOTE)}</caption>" if offline else ""
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -185,10 +183,7 @@ _ROWS: list[tuple[str, str, Callable[[Analysis], str]]] = [
 def audio_of(clip: Any) -> tuple[np.ndarray, int, Any]:
     """(float32 samples (channels, frames), sample rate, the Clip or None), checked for analysis."""
     if isinstance(clip, str | os.PathLike):
-        try:
-            clip = Clip.load(clip)
-        except (RuntimeError, OSError) as exc:  # soundfile raises RuntimeErrors
-            raise AnalysisError(f"cannot read {Path(clip)} as audio: {exc}") from None
+        clip = Clip.load(clip)  # InvalidAudioFile, naming the file, when it is not audio
     try:
         samples, rate, source = audio_arrays(clip)
     except TypeError:
@@ -217,15 +212,16 @@ def analyze(clip: Any) -> Analysis:
     Results for a `Clip` are remembered while the clip lives, so plots, checks and the explorer's
     history can all ask again for free.
     """
-    samples, rate, source = audio_of(clip)
+    return _analysis(*audio_of(clip))
+
+
+def _analysis(samples: np.ndarray, rate: int, source: Any) -> Analysis:
     if source is not None and source in _ANALYSES:
         return _ANALYSES[source]
     import librosa  # imported on use: about 1 s the first time
 
-    duration = samples.shape[1] / rate
-    loudest = np.abs(samples).max(axis=0)  # per sample, over channels
-    audible_samples = np.flatnonzero(loudest > 10 ** (SILENT_FRAME_DBFS / 20))
-    peak = float(loudest.max())
+    facts = source.facts if isinstance(source, Clip) else measure(samples, rate)
+    duration = facts.duration
 
     # One power spectrogram of the mono mix serves every spectral measure and the onset strength.
     power = power_spectrogram(  # (frames, bins)
@@ -243,15 +239,12 @@ def analyze(clip: Any) -> Analysis:
     tempo, confidence, beats = _tempo_and_beats(onset_envelope, rate, duration)
     analysis = Analysis(
         duration_s=duration,
-        channels=samples.shape[0],
-        loudness_lufs=integrated_loudness(samples, rate),
-        peak_dbfs=20 * math.log10(peak) if peak > 0 else -math.inf,
-        clipped_fraction=int(np.count_nonzero(np.abs(samples) >= CLIPPING_LEVEL)) / samples.size,
-        leading_silence_s=(audible_samples[0] if audible_samples.size else samples.shape[1]) / rate,
-        trailing_silence_s=(
-            samples.shape[1] - 1 - audible_samples[-1] if audible_samples.size else samples.shape[1]
-        )
-        / rate,
+        channels=facts.channels,
+        loudness_lufs=facts.lufs,
+        peak_dbfs=facts.peak_dbfs,
+        clipped_fraction=facts.clipped_samples / samples.size,
+        leading_silence_s=facts.leading_silence,
+        trailing_silence_s=facts.trailing_silence,
         tempo_bpm=tempo,
         beat_confidence=confidence,
         beat_times_s=beats,
@@ -291,59 +284,6 @@ def spectral_shape(power: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray
     floored = np.maximum(power, 1e-10)
     flatness = np.exp(np.log(floored).mean(axis=1)) / floored.mean(axis=1)
     return centroid, rolloff, flatness
-
-
-# ITU-R BS.1770 gating, as pyloudnorm computes it.
-LOUDNESS_BLOCK_S = 0.4
-LOUDNESS_STEP = 0.25  # of a block: 75 % overlap
-ABSOLUTE_GATE_LUFS = -70.0
-CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)
-
-
-def integrated_loudness(samples: np.ndarray, rate: int) -> float | None:
-    """Integrated loudness in LUFS, pyloudnorm's K-weighting and gating, vectorised (None under 0.4 s).
-
-    pyloudnorm's own `integrated_loudness` loops over blocks in Python: 0.3 s for 47 s of stereo,
-    a third of this module's budget; this gives the same value (a test checks) in a tenth of it.
-    """
-    from scipy.signal import lfilter
-
-    frames = samples.shape[1]
-    block = LOUDNESS_BLOCK_S * rate
-    if frames < int(block):
-        return None
-    weighted = lfilter(*_k_weighting(rate), samples.astype(np.float64), axis=-1)
-    # Blocks of 400 ms every 100 ms: sums over 100 ms steps, four of them per block.
-    step = round(LOUDNESS_BLOCK_S * LOUDNESS_STEP * rate)
-    count = int(np.round((frames / rate - LOUDNESS_BLOCK_S) / (LOUDNESS_BLOCK_S * LOUDNESS_STEP))) + 1
-    steps = np.square(weighted[:, : (frames // step) * step]).reshape(len(samples), -1, step).sum(axis=2)
-    steps = np.pad(steps, ((0, 0), (0, max(0, count + 3 - steps.shape[1]))))
-    per_step = round(1 / LOUDNESS_STEP)
-    mean_squares = sum(steps[:, i : i + count] for i in range(per_step)) / block  # (channels, blocks)
-    gains = np.array(CHANNEL_GAINS[: len(samples)])[:, None]
-    with np.errstate(divide="ignore"):
-        blocks = -0.691 + 10 * np.log10(np.sum(gains * mean_squares, axis=0))
-        gated = blocks >= ABSOLUTE_GATE_LUFS
-        if not gated.any():
-            return -math.inf
-        relative = (
-            -0.691 + 10 * np.log10(np.sum(gains * mean_squares[:, gated].mean(axis=1, keepdims=True))) - 10
-        )
-        kept = (blocks > relative) & gated
-        if not kept.any():
-            return -math.inf
-        return float(
-            -0.691 + 10 * np.log10(np.sum(gains * mean_squares[:, kept].mean(axis=1, keepdims=True)))
-        )
-
-
-@lru_cache(maxsize=8)
-def _k_weighting(rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """pyloudnorm's two K-weighting stages (high shelf, high pass) as one 4th-order filter: 3x faster."""
-    import pyloudnorm
-
-    shelf, high_pass = pyloudnorm.Meter(rate)._filters.values()
-    return np.polymul(shelf.b, high_pass.b), np.polymul(shelf.a, high_pass.a)
 
 
 def _tempo_and_beats(
@@ -542,9 +482,7 @@ class PromptCheck:
 def check(clip: Any, analysis: Analysis | None = None) -> PromptCheck:
     """Put each measurable request of the clip's prompt (and negative prompt) beside its measurement."""
     samples, rate, source = audio_of(clip)
-    analysis = (
-        analysis if analysis is not None else analyze(source if source is not None else (samples, rate))
-    )
+    analysis = analysis or _analysis(samples, rate, source)
     request = getattr(source, "request", None)
     prompt = request.inputs if request is not None else None
     negative = request.parameters.negative_prompt if request is not None else None
@@ -586,7 +524,7 @@ def check_hint(hint: Hint, analysis: Analysis) -> HintCheck:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class AnalysisTable:
     """Several clips' analyses side by side: one row per measurement, one column per clip."""
 
     names: tuple[str, ...]
@@ -612,7 +550,7 @@ class Comparison:
             for label, values, _ in rows
         ]
         if any(analysis.offline for analysis in self.analyses):
-            lines.append(f"({OFFLINE_NOTICE}: these numbers describe noise)")
+            lines.append(f"({NOISE_NOTE})")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -623,20 +561,15 @@ class Comparison:
             + f"<td style='text-align:left;color:#555'>{html.escape(meaning)}</td></tr>"
             for label, values, meaning in self.rows()
         )
-        note = (
-            f"<caption style='color:firebrick;caption-side:bottom'>{html.escape(OFFLINE_NOTICE)}: "
-            "these numbers describe noise</caption>"
-            if any(analysis.offline for analysis in self.analyses)
-            else ""
-        )
+        note = _noise_caption(any(analysis.offline for analysis in self.analyses))
         return (
             f"<table class='flexaudio-comparison' style='font-size:90%'><tr><th></th>{head}<th></th></tr>"
             f"{body}{note}</table>"
         )
 
 
-def compare(clips: dict[str, Any]) -> Comparison:
+def compare(clips: dict[str, Any]) -> AnalysisTable:
     """Analyse several clips, named by the keys of `clips`, into one side-by-side table."""
     if not clips:
         raise ValueError("compare needs at least one clip")
-    return Comparison(tuple(clips), tuple(analyze(clip) for clip in clips.values()))
+    return AnalysisTable(tuple(clips), tuple(analyze(clip) for clip in clips.values()))

@@ -2,8 +2,9 @@
 
 A `Clip` is what `AudioClient.generate()` returns. It saves itself as WAV or FLAC with the
 request and seed in the file's metadata (so any saved clip can be regenerated), and shows
-itself in Jupyter as a small OGG Vorbis player with one line of facts, about 12x lighter
-than `IPython.display.Audio`'s 16-bit WAV (bench/embed_size.py).
+itself in Jupyter as a small MP3 player (MP3 plays in Chrome, Firefox and Safari; Ogg Vorbis
+not in Safari) with one line of facts, about 12x lighter than `IPython.display.Audio`'s 16-bit
+WAV (bench/embed_size.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .errors import FlexAudioError, InvalidAudioResponse, InvalidParameters, ResponseTooLarge
+from .errors import (
+    FlexAudioError,
+    InvalidAudioFile,
+    InvalidAudioResponse,
+    InvalidParameters,
+    ResponseTooLarge,
+)
 from .files import atomic_writer
 from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
 from .protocol import OFFLINE_NOTICE, sniff_format
+from .spectra import channels_first
 
 SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 METADATA_KEY = "flexaudio"
@@ -34,9 +42,13 @@ METADATA_KEY = "flexaudio"
 WAV_METADATA_LIMIT = 2000
 CLIPPING_LEVEL = 0.999  # 16-bit full scale is 32767/32768 = 0.99997
 SILENCE_DBFS = -60.0
-# Vorbis quality for the inline player: 0 = best, 1 = smallest. 0.7 keeps 10 s of stereo
-# near 190 KB of HTML (bench/embed_size.py), under the 250 KB goal, and sounds clean.
-EMBED_COMPRESSION = 0.7
+# Variable-bitrate MP3 quality for the inline player: 0 = best, 1 = smallest. 0.5 (about
+# 120 kbit/s) keeps 10 s of stereo near 200 KB of HTML (bench/embed_size.py), under the 250 KB goal.
+EMBED_COMPRESSION = 0.5
+# The most metadata text `Clip.load` reads or inflates: twice the longest request `save` writes
+# (two 2,000-character prompts of non-ASCII, 12 bytes each as JSON escapes: 48 KB).
+MAX_METADATA_BYTES = 96_000
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # What `Clip.load` decodes at most: 10 minutes of 48 kHz stereo (230 MB as float32), far above the
 # model's 47.55 s, so a file that would decode to gigabytes is refused before it is read.
 MAX_LOAD_SAMPLES = 2 * 48_000 * 600
@@ -110,7 +122,7 @@ def decode_audio(data: bytes, max_samples: int | None = None) -> tuple[np.ndarra
                 _check_size(expected, stream.channels, stream.samplerate, max_samples, what, ResponseTooLarge)
             samples = stream.read(dtype="float32", always_2d=True)
             rate = stream.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError) as exc:  # LibsndfileError is a RuntimeError
         raise InvalidAudioResponse(
             f"the {fmt} audio could not be decoded ({len(data)} bytes): {exc}"
         ) from None
@@ -133,7 +145,7 @@ class AudioFacts:
     peak: float
     peak_dbfs: float
     rms_dbfs: float
-    lufs: float | None  # None for clips shorter than one 0.4 s gating block
+    lufs: float | None  # None under one 0.4 s gating block, or over BS.1770's 5 channels
     clipped_samples: int
     leading_silence: float
     trailing_silence: float
@@ -165,7 +177,8 @@ def _dbfs(value: float) -> float:
 def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
     """Peak, RMS, integrated loudness (pyloudnorm), clipping and leading/trailing silence."""
     samples = np.atleast_2d(samples)
-    magnitude = np.abs(samples).max(axis=0) if samples.size else np.zeros(0)
+    magnitudes = np.abs(samples)
+    magnitude = magnitudes.max(axis=0) if samples.size else np.zeros(0)  # per frame, over channels
     peak = float(magnitude.max()) if magnitude.size else 0.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
     audible = np.flatnonzero(magnitude > 10 ** (SILENCE_DBFS / 20))
@@ -180,7 +193,7 @@ def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
         peak_dbfs=_dbfs(peak),
         rms_dbfs=_dbfs(rms),
         lufs=_integrated_loudness(samples, sample_rate),
-        clipped_samples=int(np.count_nonzero(np.abs(samples) >= CLIPPING_LEVEL)),
+        clipped_samples=int(np.count_nonzero(magnitudes >= CLIPPING_LEVEL)),
         leading_silence=float(leading),
         trailing_silence=float(trailing),
     )
@@ -189,7 +202,7 @@ def measure(samples: np.ndarray, sample_rate: int) -> AudioFacts:
 def _integrated_loudness(samples: np.ndarray, sample_rate: int) -> float | None:
     import pyloudnorm  # imported here: it pulls in scipy.signal, which notebooks rarely need
 
-    if samples.shape[1] < int(0.4 * sample_rate):
+    if samples.shape[1] < int(0.4 * sample_rate) or len(samples) > 5:  # BS.1770 weighs 5 channels
         return None
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples.T.astype(np.float64)))
 
@@ -207,14 +220,29 @@ def _metadata_text(metadata: dict[str, Any], *, limit: int | None) -> str:
     )
 
 
-def _parse_metadata(text: str | None) -> dict[str, Any] | None:
+def _inflate(text: str, path: str | os.PathLike) -> str:
+    """The JSON that `_metadata_text` packed, inflated to at most `MAX_METADATA_BYTES`."""
+    try:
+        inflater = zlib.decompressobj()
+        inflated = inflater.decompress(base64.b64decode(text), MAX_METADATA_BYTES)
+    except (ValueError, zlib.error):
+        return ""  # not ours
+    if inflater.unconsumed_tail:  # a few KB can inflate to gigabytes: stop at the cap
+        raise InvalidAudioFile(
+            f"{os.fspath(path)!r}: its metadata inflates past {MAX_METADATA_BYTES} bytes, "
+            "more than any request flexaudio saves"
+        )
+    return inflated.decode("utf-8", "replace")
+
+
+def _parse_metadata(text: str | None, path: str | os.PathLike) -> dict[str, Any] | None:
+    if text and text.startswith("zlib:"):
+        text = _inflate(text[5:], path)
     if not text:
         return None
     try:
-        if text.startswith("zlib:"):
-            text = zlib.decompress(base64.b64decode(text[5:])).decode()
         data = json.loads(text)
-    except (ValueError, zlib.error):
+    except (ValueError, RecursionError):
         return None  # a comment some other program wrote
     if isinstance(data, list):  # JSON, but not what save writes: reported by Clip.load
         return data
@@ -259,13 +287,7 @@ class Clip:
     offline: bool = False
 
     def __post_init__(self) -> None:
-        samples = np.atleast_2d(np.asarray(self.samples, dtype=np.float32))
-        if samples.ndim != 2 or (samples.shape[1] <= 8 < samples.shape[0]):
-            raise ValueError(
-                f"samples must be (channels, frames), got shape {samples.shape} "
-                "(soundfile gives (frames, channels): transpose it)"
-            )
-        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "samples", channels_first(self.samples))
 
     @classmethod
     def from_bytes(
@@ -359,20 +381,30 @@ class Clip:
         A file that would decode to over `max_samples` samples is refused before decoding; metadata
         of the wrong shape is ignored with a warning.
         """
-        with sf.SoundFile(path) as stream:
-            what = f"{os.fspath(path)!r}"
-            _check_size(stream.frames, stream.channels, stream.samplerate, max_samples, what, FlexAudioError)
-            samples = stream.read(dtype="float32", always_2d=True)
-            rate = stream.samplerate
-            saved = _parse_metadata(stream.comment)
+        what = f"{os.fspath(path)!r}"
+        try:
+            # Opened here so that a missing file is a FileNotFoundError, not libsndfile's "System error".
+            with open(path, "rb") as file, sf.SoundFile(file) as stream:
+                _check_size(
+                    stream.frames, stream.channels, stream.samplerate, max_samples, what, InvalidAudioFile
+                )
+                samples = stream.read(dtype="float32", always_2d=True)
+                rate = stream.samplerate
+                comment = stream.comment
+        except sf.LibsndfileError as exc:
+            raise InvalidAudioFile(f"cannot read {what} as audio: {exc.error_string}") from None
+        saved = _parse_metadata(comment, path)
         request, seed, offline = _saved_facts(saved, path) if saved is not None else (None, None, False)
         return cls(np.ascontiguousarray(samples.T), rate, request, seed, {}, offline)
 
     # ----- display -------------------------------------------------------------------------
-    def encode(self, fmt: str = "OGG", *, compression: float = EMBED_COMPRESSION) -> bytes:
-        """The clip as compressed bytes (OGG Vorbis by default), e.g. for embedding."""
+    def encode(self, fmt: str = "MP3", *, compression: float = EMBED_COMPRESSION) -> bytes:
+        """The clip as compressed bytes: variable-bitrate MP3 by default, or "OGG" (Vorbis)."""
+        options = {
+            "MP3": {"bitrate_mode": "VARIABLE", "compression_level": compression},
+            "OGG": {"subtype": "VORBIS", "compression_level": compression},
+        }.get(fmt, {})
         buffer = io.BytesIO()
-        options = {"subtype": "VORBIS", "compression_level": compression} if fmt == "OGG" else {}
         sf.write(buffer, np.clip(self.samples, -1.0, 1.0).T, self.sample_rate, format=fmt, **options)
         return buffer.getvalue()
 
@@ -392,14 +424,20 @@ class Clip:
         """The inline player with its facts line, under a bold `label` when given (e.g. "guidance 4")."""
         # Plain <audio>/<source> markup with a data: URI, like IPython.display.Audio, so it
         # survives JupyterLab's sanitizer and static HTML exports (nbconvert, GitHub).
-        data = base64.b64encode(self.encode()).decode("ascii")
+        # MP3 plays in every browser but holds only 1-2 channels at 8-48 kHz; Vorbis takes the rest.
+        fmt, mime = (
+            ("MP3", "audio/mpeg")
+            if self.channels <= 2 and self.sample_rate in MP3_RATES
+            else ("OGG", "audio/ogg")
+        )
+        data = base64.b64encode(self.encode(fmt)).decode("ascii")
         title = html.escape(self.prompt or "clip")
         facts = html.escape(self.summary())
         heading = f"<div><b>{html.escape(label)}</b></div>" if label else ""
         return (
             f'<div class="flexaudio-clip" title="{title}">{heading}'
-            f'<audio controls preload="metadata"><source src="data:audio/ogg;base64,{data}" '
-            'type="audio/ogg"/>Your browser cannot play OGG Vorbis.</audio>'
+            f'<audio controls preload="metadata"><source src="data:{mime};base64,{data}" '
+            f'type="{mime}"/>Your browser cannot play {fmt}.</audio>'
             f'<div style="font-size:85%;font-family:monospace">{facts}</div></div>'
         )
 

@@ -30,7 +30,14 @@ from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
 from .deploy import TARGET_CHOICES, clean_up, connect, endpoint
-from .errors import EndpointNotConfigured, EndpointNotFound, FlexAudioError, InputError, InvalidParameters
+from .errors import (
+    EndpointNotConfigured,
+    EndpointNotFound,
+    FlexAudioError,
+    InputError,
+    InvalidAudioFile,
+    InvalidParameters,
+)
 from .files import atomic_writer
 from .inputs import as_request
 from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
@@ -220,7 +227,9 @@ def run_plot(args: argparse.Namespace) -> int:
         raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
     try:
         clip = Clip.load(source)
-    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+    except InvalidAudioFile as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
         raise InputError(f"cannot read {source} as audio: {exc}") from None
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +245,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     try:
         clip = Clip.load(args.clip)
         analysis = analyze(clip)
-    except (RuntimeError, OSError) as exc:  # soundfile's errors are RuntimeErrors
+    except InvalidAudioFile as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
         raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
     except AnalysisError as exc:
         raise InputError(f"cannot analyse {args.clip}: {exc}") from None

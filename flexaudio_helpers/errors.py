@@ -88,6 +88,14 @@ class InvalidAudioResponse(InvalidResponse):
     """The endpoint answered, but the body is not (complete) audio."""
 
 
+class InvalidAudioFile(FlexAudioError, ValueError):
+    """A file is not audio we can read, would decode to more than allowed, or carries oversized metadata."""
+
+
+class AnalysisError(FlexAudioError, ValueError):
+    """The audio cannot be analysed (empty, not finite, shaped wrongly)."""
+
+
 class EndpointNotConfigured(FlexAudioError, ValueError):
     """No usable endpoint URL: none given and no INFERENCE_URL (environment or .env), or not http(s)."""
 

@@ -13,8 +13,9 @@ The measurements come from `flexaudio_helpers.analysis`.
 
 Speed (issue 3's goal: 47.55 s of stereo to PNG in <= 0.15 s warm, <= 1 s in a fresh
 process, against librosa.display's 0.9 s / 4.7 s) comes from drawing a min/max envelope of
-one value pair per pixel column instead of 2 million points, one framed float32 FFT, a cached
-mel filterbank, and an image (`imshow`) instead of a mesh (`pcolormesh`).
+one value pair per pixel column instead of 2 million points, `spectra`'s framed float32 FFT
+and cached mel filterbank (why not librosa's: see `spectra`), and an image (`imshow`) instead
+of a mesh (`pcolormesh`).
 """
 
 from __future__ import annotations
@@ -98,21 +99,28 @@ def describe(clip: AudioLike | None, *, prompt_chars: int = 40) -> str:
 def draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis: bool = True) -> list[Any]:
     """One lane per channel on the caller's `axes`; returns the filled areas, one per lane.
 
-    Without `time_axis` no lane draws an x axis (one below shows time).
+    All lanes share a vertical scale of ± the clip's peak, so a quiet clip (the offline model
+    peaks near -31 dBFS) still shows its shape; the first lane says the peak in dBFS, so that
+    its loudness stays readable. Without `time_axis` no lane draws an x axis (one below shows time).
     """
     areas = []
     names = LANE_NAMES.get(len(axes), tuple(f"ch {i + 1}" for i in range(len(axes))))
+    peak = float(max(np.abs(envelope.low).max(initial=0.0), np.abs(envelope.high).max(initial=0.0)))
+    scale = peak if peak > 0 else 1.0
     for ax, low, high, name in zip(axes, envelope.low, envelope.high, names, strict=True):
         areas.append(
             ax.fill_between(envelope.times, low, high, color="#1f77b4", linewidth=0.6, edgecolor="#1f77b4")
         )
         ax.axhline(0.0, color="0.6", linewidth=0.5)
         ax.set_xlim(0.0, envelope.duration)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_yticks([-1, 0, 1])
+        ax.set_ylim(-1.05 * scale, 1.05 * scale)
+        ax.set_yticks([-scale, scale], [f"{-scale:.2g}", f"{scale:.2g}"])
         ax.set_ylabel(name)
         ax.set_label(f"waveform {name}")  # lets callers and tests find the lanes
         ax.xaxis.set_visible(False)  # also spares drawing its ticks, a large part of a draw
+    level = f"peak\n{20 * np.log10(peak):.1f} dBFS" if peak > 0 else "silent"
+    # In the right margin, where the waveform (which reaches the top of its lane) cannot hide it.
+    axes[0].text(1.01, 1.0, level, transform=axes[0].transAxes, fontsize=8, va="top", label="peak")
     if time_axis:
         axes[-1].xaxis.set_visible(True)
         axes[-1].set_xlabel("time (s)")
@@ -246,7 +254,9 @@ def plot_spectrogram(
     ax = figure.add_subplot(grid[0, 0])
     draw_spectrogram(ax, spectrogram, cax=figure.add_subplot(grid[0, 1]))
     if centroid:
-        draw_centroid(ax, *_centroid_curve(clip))
+        from .analysis import centroid_curve  # imported on use: librosa takes a second to import
+
+        draw_centroid(ax, *centroid_curve(clip))
     _title(figure, title)
     return figure
 
@@ -292,7 +302,9 @@ def plot_clip(
         tempo = f"{analysis.tempo_bpm:.1f} bpm" if analysis.has_clear_beat else "no clear beat"
         _corner_note(lanes[0], f"{tempo} (beat confidence {analysis.beat_confidence:.2f})")
     if centroid:
-        draw_centroid(spectrogram_ax, *_centroid_curve(clip))
+        from .analysis import centroid_curve  # imported on use, as above
+
+        draw_centroid(spectrogram_ax, *centroid_curve(clip))
     _title(figure, title)
     return figure
 
@@ -320,21 +332,15 @@ def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray, **style: 
     return line
 
 
-def _centroid_curve(clip: Audio) -> tuple[np.ndarray, np.ndarray]:
-    from .analysis import centroid_curve  # imported on use, as above
-
-    return centroid_curve(clip)
-
-
-def _corner_note(ax: Any, text: str) -> Any:
+def _corner_note(ax: Any, text: str, *, right: bool = False) -> Any:
     return ax.text(
-        0.005,
+        0.995 if right else 0.005,
         0.95,
         text,
         transform=ax.transAxes,
         fontsize=8,
         va="top",
-        ha="left",
+        ha="right" if right else "left",
         bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5},
     )
 

@@ -1,8 +1,16 @@
 """Spectra and envelopes computed from samples: what the plots draw and the analysis measures.
 
-Computing only, no drawing and no librosa import (it costs a second): the same numbers as
-librosa's (tests compare them), written for speed. `audio_arrays` accepts any clip (`AudioLike`)
-or a ``(samples, sample_rate)`` pair.
+Computing only, no drawing. `channels_first` is the one rule for which way round samples are;
+`audio_arrays` accepts any clip (`AudioLike`) or a ``(samples, sample_rate)`` pair.
+
+The STFT, Hann window and Slaney mel filters are written out, with librosa's numbers (tests
+compare them), because bench/plots_vs_librosa.py shows they pay (2026-12-06, busy 2-core VM,
+one run side by side): `plot_clip` built on ``librosa.stft`` and a cached ``librosa.filters.mel``
+took 3.5x as long in a fresh process (3.85 s vs 1.11 s: importing them pulls in scipy.signal
+and numba) and 1.7x as long warm (0.27 vs 0.16 CPU s); the STFT power and mel bands alone took
+24 % more CPU through librosa (0.085 vs 0.068 s for 47.55 s: float32 FFTs in cache-sized
+blocks, and each mel band multiplying only its own bins). The analysis, which imports librosa
+anyway, uses the same functions for the same warm gain.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
 # Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; with 64 the
 # FFTs ran up to 3x slower there (bench/plots_vs_librosa.py).
 FFT_BLOCK_FRAMES = 16
+MAX_CHANNELS = 8  # more rows than this and than columns: (frames, channels), not a clip
 ENVELOPE_WIDTH = 1000  # columns of a waveform envelope: a plot lane's pixels (10 in at 100 dpi)
 
 
@@ -32,23 +41,32 @@ class AudioLike(Protocol):
 
 
 # ----- computing ---------------------------------------------------------------------------
+def channels_first(samples: Any) -> np.ndarray:
+    """Samples as float32 (channels, frames): the one orientation rule of `Clip`, plots and analysis.
+
+    A 1-D array is one channel. An array with more rows than columns and more than
+    `MAX_CHANNELS` rows is (frames, channels), as soundfile reads it, and is refused.
+    """
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    if samples.ndim != 2 or samples.shape[0] > max(samples.shape[1], MAX_CHANNELS):
+        raise ValueError(
+            f"samples must be (channels, frames), got shape {samples.shape} "
+            "(soundfile gives (frames, channels): transpose it)"
+        )
+    return samples
+
+
 def audio_arrays(clip: AudioLike | tuple[np.ndarray, int]) -> tuple[np.ndarray, int, AudioLike | None]:
     """(samples (channels, frames), sample rate, the clip or None) from a clip or a (samples, rate) pair."""
     if isinstance(clip, AudioLike):
-        return np.atleast_2d(clip.samples), int(clip.sample_rate), clip
+        return channels_first(clip.samples), int(clip.sample_rate), clip
     try:
         samples, sample_rate = clip
     except (TypeError, ValueError):
         raise TypeError(
             f"expected a Clip or a (samples, sample_rate) pair, got {type(clip).__name__}"
         ) from None
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    if samples.ndim != 2 or samples.shape[0] > samples.shape[1] > 0:
-        raise ValueError(
-            f"samples must be (channels, frames), got shape {samples.shape} "
-            "(soundfile gives (frames, channels): transpose it)"
-        )
-    return samples, int(sample_rate), None
+    return channels_first(samples), int(sample_rate), None
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class MelSpectrogram:
 
 def waveform_envelope(samples: np.ndarray, sample_rate: int, width: int = ENVELOPE_WIDTH) -> WaveformEnvelope:
     """Min/max of the samples (channels, frames) in `width` equal columns (fewer for short clips)."""
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    samples = channels_first(samples)
     channels, frames = samples.shape
     if frames == 0:
         empty = np.zeros((channels, 0), np.float32)
@@ -193,7 +211,7 @@ def mel_spectrogram(
     Frames are centred with zero padding (librosa's ``center=True, pad_mode="constant"``),
     windowed with a periodic Hann window, power 2, Slaney mel bands from 0 Hz to Nyquist.
     """
-    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    samples = channels_first(samples)
     mono = samples.mean(axis=0, dtype=np.float32) if samples.shape[0] > 1 else samples[0]
     power = power_spectrogram(mono, n_fft=n_fft, hop_length=hop_length)
     db = 10.0 * np.log10(np.maximum(mel_power(power, sample_rate, n_mels=n_mels), AMIN))

@@ -18,7 +18,6 @@ from flexaudio_helpers.analysis import (
     analyze,
     check,
     compare,
-    integrated_loudness,
     prompt_hints,
 )
 from flexaudio_helpers.audio import Clip
@@ -100,9 +99,16 @@ def test_loudness_gates_quiet_parts_as_pyloudnorm_does():
     levels = np.repeat([0.3, 0.02, 0.0003, 0.1], RATE * 2)[None, :]
     samples = (noise(8.0) * levels * 10).astype(np.float32)
     reference = pyloudnorm.Meter(RATE).integrated_loudness(samples.T.astype(np.float64))
-    assert integrated_loudness(samples, RATE) == pytest.approx(reference, abs=0.05)
-    assert integrated_loudness(np.zeros((2, RATE), np.float32), RATE) == -math.inf
-    assert integrated_loudness(noise(0.3), RATE) is None  # shorter than one 400 ms block
+    assert analyze((samples, RATE)).loudness_lufs == pytest.approx(reference, abs=0.05)
+    assert analyze((np.zeros((2, RATE), np.float32), RATE)).loudness_lufs == -math.inf
+    assert analyze((noise(0.3), RATE)).loudness_lufs is None  # shorter than one 400 ms block
+
+
+def test_the_analysis_measures_a_clip_as_its_player_does():
+    clip = Clip(noise(3.0), RATE)
+    analysis, facts = analyze(clip), clip.facts
+    assert (analysis.loudness_lufs, analysis.peak_dbfs) == (facts.lufs, facts.peak_dbfs)
+    assert analysis.leading_silence_s == facts.leading_silence
 
 
 def test_clipping_is_the_share_of_full_scale_samples():

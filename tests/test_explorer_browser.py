@@ -168,7 +168,7 @@ def exercise_explorer(page) -> None:
             const audio = panel.querySelector('.flexaudio-player audio source');
             const image = panel.querySelector('.flexaudio-spectrogram');
             return status && status.innerText.startsWith('Clip #4')
-                && audio && audio.src.startsWith('data:audio/ogg')
+                && audio && audio.src.startsWith('data:audio/mpeg')
                 && image && image.complete && image.naturalWidth > 0;
         }""",
         timeout=180_000,

@@ -5,19 +5,22 @@ Real files on disk, the real CLI, and a real fault server on 127.0.0.1 for the o
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 
 import numpy as np
 import pytest
 import soundfile as sf
 from fault_server import FaultServer, audio, flac_bomb_bytes
 
-from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.audio import MAX_METADATA_BYTES, Clip
 from flexaudio_helpers.cli import main as cli
 from flexaudio_helpers.cli import read_batch
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.errors import FlexAudioError
+from flexaudio_helpers.errors import FlexAudioError, InvalidAudioFile
+from flexaudio_helpers.params import GenerationRequest
 
 
 def _wav_with_comment(path, comment: str) -> None:
@@ -53,6 +56,33 @@ def test_a_compressed_file_that_would_decode_to_gigabytes_is_refused_before_deco
     with pytest.raises(FlexAudioError, match=r"8 channels at 96000 Hz.*over the limit"):
         Clip.load(path)
     assert time.monotonic() - started < 5, "refused from the header, not after decoding"
+
+
+def test_metadata_that_would_inflate_past_the_cap_is_refused_naming_the_file(tmp_path):
+    # A few KB of zlib that inflate to 400 MiB, in the form `save` packs long requests.
+    bomb = zlib.compressobj(9)
+    packed = b"".join(bomb.compress(bytes(2**20)) for _ in range(400)) + bomb.flush()
+    path = tmp_path / "bomb.flac"
+    with sf.SoundFile(path, "w", 44_100, 1, format="FLAC") as stream:
+        stream.comment = "zlib:" + base64.b64encode(packed).decode()
+        stream.write(np.zeros(4410, dtype=np.float32))
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(InvalidAudioFile, match=rf"bomb.flac.*inflates past {MAX_METADATA_BYTES} bytes"):
+        Clip.load(path)
+    # A long request that `save` packs still comes back.
+    request = GenerationRequest.build("rain " * 390, negative_prompt="wind " * 390)
+    Clip(np.zeros((1, 441), np.float32), 44_100, request).save(tmp_path / "long.wav")
+    assert Clip.load(tmp_path / "long.wav").request == request
+
+
+@pytest.mark.parametrize("content", [b"", b"not audio at all", b"RIFF\x00\x00\x00\x00WAVEjunk"])
+def test_loading_a_file_that_is_not_audio_raises_a_typed_error_naming_it(tmp_path, content):
+    path = tmp_path / "notes.wav"
+    path.write_bytes(content)
+    with pytest.raises(InvalidAudioFile, match=r"cannot read '.*notes\.wav' as audio"):
+        Clip.load(path)
+    with pytest.raises(FileNotFoundError):
+        Clip.load(tmp_path / "missing.wav")
 
 
 def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path, capsys):

@@ -143,6 +143,21 @@ def test_plot_clip_axes_show_the_real_duration_rate_and_channels(rate, seconds, 
     assert len(axes_named(figure, "colorbar")) == 1
 
 
+@pytest.mark.parametrize(("level", "label"), [(10 ** (-31 / 20), "peak -31.0 dBFS"), (0.9, "peak -0.9 dBFS")])
+def test_the_waveform_axis_is_scaled_to_the_clips_peak_which_it_names(level, label):
+    samples = tones(1.0, level=1.0)
+    samples *= level / np.abs(samples).max()
+    figure = plot_clip((samples, RATE))
+    lanes = axes_named(figure, "waveform")
+    for lane in lanes:
+        assert lane.get_ylim() == pytest.approx((-1.05 * level, 1.05 * level), rel=1e-3)
+    notes = [text.get_text() for text in lanes[0].texts if text.get_label() == "peak"]
+    assert [note.replace("\n", " ") for note in notes] == [label]
+    silent = plot_waveform((np.zeros((1, 100), np.float32), RATE))
+    assert axes_named(silent, "waveform")[0].get_ylim() == (-1.05, 1.05)
+    assert "silent" in axes_named(silent, "waveform")[0].texts[0].get_text()
+
+
 def test_waveform_and_spectrogram_figures_alone():
     samples = tones(2.0)
     waveform = plot_waveform((samples, RATE))
