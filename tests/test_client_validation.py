@@ -19,6 +19,7 @@ import warnings
 
 import httpx
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +156,9 @@ prompts = st.one_of(
     wrong_scalars,  # (a dict would be a whole body)
     st.none(),
 )
-CASES = settings(max_examples=800, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+CASES = settings(
+    max_examples=examples(800), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 class Endpoint:

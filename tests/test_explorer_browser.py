@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from lab_server import start_lab, stop_lab
 
+pytestmark = pytest.mark.slow  # a real JupyterLab in Chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPLORER_NOTEBOOK = "05_parameter_explorer.ipynb"

@@ -25,6 +25,8 @@ from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import EndpointUnavailable
 from flexaudio_helpers.params import GenerationRequest
 
+pytestmark = pytest.mark.slow  # an endpoint of its own, killed mid-batch
+
 ITEMS = 6
 REQUESTS = [
     GenerationRequest.build(f"fault test clip {n}", num_inference_steps=2, audio_end_in_s=1.0, seed=100 + n)

@@ -103,7 +103,14 @@ class Tour:
         return NAME in endpoints and "deleting" not in endpoints[NAME]
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+# The fast tier runs the documented scenarios; the assumed variants run in the slow one.
+TIERED = [
+    pytest.param(name, marks=() if tag.startswith("documented") else pytest.mark.slow)
+    for name, (tag, _) in SCENARIOS.items()
+]
+
+
+@pytest.mark.parametrize("scenario", TIERED)
 def test_tour_keeps_the_key_and_the_bill_safe(scenario, flexai, offline_server, capfd):
     """Secret, serve (twice, as a rerun of notebook 02), wait, inspect, delete against one scenario.
 

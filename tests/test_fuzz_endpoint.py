@@ -28,7 +28,7 @@ import pytest
 import requests
 import schemathesis
 import soundfile as sf
-from conftest import start_server, stop_server
+from conftest import examples, start_server, stop_server
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -179,7 +179,7 @@ def test_schemathesis_negative_cases_are_refused_naming_the_field(fuzzing, gener
     session = requests.Session()
     sent = Counter()
 
-    @settings(FUZZ, max_examples=550)
+    @settings(FUZZ, max_examples=examples(550))
     @given(
         case=generation_operation.as_strategy(GenerationMode.NEGATIVE),
         real_key=st.sampled_from([True, True, False]),
@@ -199,7 +199,7 @@ def test_schemathesis_positive_cases_generate_or_are_refused_consistently(fuzzin
     session = requests.Session()
     generated = []
 
-    @settings(FUZZ, max_examples=12)
+    @settings(FUZZ, max_examples=examples(12))
     @given(case=generation_operation.as_strategy(GenerationMode.POSITIVE))
     def fuzz(case):
         if isinstance(case.body, dict):
@@ -329,7 +329,7 @@ def test_raw_bodies_content_types_and_auth(fuzzing):
     client = httpx.Client(timeout=TIMEOUT)
     sent = Counter()
 
-    @settings(FUZZ, max_examples=520)
+    @settings(FUZZ, max_examples=examples(520))
     @given(raw=raw_bodies, content_type=content_types, auth=_auth_values(fuzzing.server.api_key))
     def fuzz(raw, content_type, auth):
         headers = {}

@@ -99,6 +99,7 @@ def enough_descriptors():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.slow  # an endpoint of its own, with a low open-file limit
 def test_a_burst_of_idle_sockets_does_not_stop_health_or_generation(tmp_path, enough_descriptors):
     server = start_server(tmp_path, preexec_fn=_limit_descriptors)
     port = int(server.url.rsplit(":", 1)[1])

@@ -26,6 +26,8 @@ import pytest
 from jupyter_client import BlockingKernelClient
 from lab_server import LabServer, start_lab, stop_lab
 
+pytestmark = pytest.mark.slow  # whole tours in JupyterLab
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")

@@ -19,6 +19,8 @@ import load
 
 from flexaudio_helpers.serving.guard import KEEP_ALIVE_TIMEOUT
 
+pytestmark = pytest.mark.slow  # an endpoint of its own under load
+
 CLIENTS = 32
 ROUNDS = 4  # bursts in the memory test, after the two earlier tests' rounds
 TIMEOUT = 120.0  # per request; every outcome must come well within it
