@@ -13,12 +13,13 @@ from typing import Any
 
 from ..audio import Clip
 from ..errors import FlexAudioError, InvalidParameters
+from ..protocol import OFFLINE_NOTICE
 
 PLOT_DPI = 90
 OFFLINE_BANNER = (
-    "<b>Offline model:</b> this endpoint runs the real Stable Audio pipeline with random weights, "
-    "so every clip is <b>noise, not music</b>. The controls, timings and plots are real; for real "
-    "audio, deploy on FlexAI or use a GPU machine with the Hugging Face weights."
+    f"<b>{html.escape(OFFLINE_NOTICE.capitalize())}.</b> This endpoint runs the real Stable Audio pipeline "
+    "with random weights: the controls, timings and plots are real; for real audio, deploy on FlexAI or "
+    "use a GPU machine with the Hugging Face weights."
 )
 # The controls' labels for the wire fields, so that errors name what the person sees.
 CONTROL_LABELS = {
