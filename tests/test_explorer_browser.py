@@ -155,7 +155,10 @@ def exercise_explorer(page) -> None:
     """Click Generate and Compare in the explorer, as a person would."""
     explorer = page.locator(f"{CURRENT} .flexaudio-explorer")
     assert explorer.count() == 1, "the explorer widget did not render"
-    assert "noise from random weights, not music" in page.locator(f"{CURRENT} .flexaudio-offline-banner").inner_text()
+    assert (
+        "noise from random weights, not music"
+        in page.locator(f"{CURRENT} .flexaudio-offline-banner").inner_text()
+    )
     assert "manifest.jsonl" in page.locator(f"{CURRENT} .jp-CodeCell .jp-OutputArea").last.inner_text()
     button = explorer.locator("button.flexaudio-generate")
     button.scroll_into_view_if_needed()
