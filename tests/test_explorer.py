@@ -426,14 +426,22 @@ def test_a_take_whose_samples_were_let_go_still_plays_compares_and_exports(explo
         "<audio" in explorer.history_view.children[0].value
         and "seed 7" in explorer.history_view.children[0].value
     )
+    player = explorer.history_view.children[0]
     explorer.history_buttons["Plot"].click()
     assert is_png(explorer.history_view.children[0].value)
+    # ipywidgets keeps a widget until it is closed: what a view stops showing is closed.
+    assert player.comm is None, "the replaced player was not closed"
     explorer.history_buttons["Load into controls"].click()
     assert explorer.request() == take.request
 
     comparison = explorer.compare(1, 2)
     assert (comparison.a, comparison.b) == (take, explorer.session.get(2)) and is_png(comparison.png)
     assert comparison._repr_html_().count("<audio") == 2
+    columns, figure = explorer.compare_view.children
+    explorer.compare(3, 1)
+    assert figure.comm is None and all(
+        widget.comm is None for column in columns.children for widget in column.children
+    )
 
     manifest = explorer.export(tmp_path / "export")
     lines = [json.loads(line) for line in manifest.read_text().splitlines()]
