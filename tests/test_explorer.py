@@ -7,12 +7,14 @@ fixture. Every generation is 1 s and 2 steps, to keep the run short.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import CancelledError
 from pathlib import Path
 
@@ -24,8 +26,8 @@ from flexaudio_helpers.batch import MANIFEST_NAME
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import InvalidParameters
 from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, TAB_TITLES, Explorer, explore
-from flexaudio_helpers.explorer.session import Job
-from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS
+from flexaudio_helpers.explorer.session import HELD_TAKES, Job, Session
+from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS, GenerationRequest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -352,6 +354,107 @@ def test_the_verbs_refuse_what_the_controls_cannot_hold(explorer, tmp_path):
         explorer.export(tmp_path / "empty")
     assert "Nothing to export yet" in explorer.export_message.value and not (tmp_path / "empty").exists()
     assert explorer.job is None and explorer.sweep_job is None and len(explorer.session) == 0
+
+
+def noise_clip(seed: int, seconds: float = 0.5) -> Clip:
+    """A short stereo clip as an endpoint gives it: samples, request, seed, timings."""
+    samples = np.random.default_rng(seed).uniform(-0.5, 0.5, (2, int(seconds * 44_100)))
+    request = GenerationRequest.from_body({"inputs": f"noise {seed}", "parameters": {"audio_end_in_s": 1.0}})
+    return Clip(samples, 44_100, request, seed, {"request": 0.25 * seed}, offline=True)
+
+
+def test_a_session_holds_only_the_last_takes_samples(tmp_path):
+    session = Session()
+    folder = session.folder
+    extra = 3
+    alive = []  # weak references: they die when nothing holds the samples any more
+    for seed in range(1, HELD_TAKES + extra + 1):
+        clip = noise_clip(seed)
+        alive.append(weakref.ref(clip.samples))
+        session.add(clip, "test")
+        del clip
+    gc.collect()
+    numbers = list(range(1, HELD_TAKES + extra + 1))
+    assert session.held() == tuple(numbers[extra:])
+    assert [ref() is None for ref in alive] == [True] * extra + [False] * HELD_TAKES
+    assert sorted(path.name for path in folder.iterdir()) == [take.file_name() for take in session.takes]
+
+    # An evicted take still knows everything but its samples, and reads them back when asked.
+    first = session.get(1)
+    assert (first.seed, first.prompt, first.offline, first.duration) == (1, "noise 1", True, 0.5)
+    assert "seed 1" in first.short_parameters() and "request 0.25 s" in first.details_html()
+    again = first.clip
+    facts = (again.seed, again.reproducible_request(), again.timings, again.offline)
+    assert facts == (1, first.request, {"request": 0.25}, True)
+    original = noise_clip(1).samples
+    np.testing.assert_allclose(again.samples, original, atol=1 / 32_768)  # 16-bit FLAC
+    assert session.held() == (*numbers[extra + 1 :], 1)  # held again as the newest; the oldest let go
+
+    # A temporary folder goes with the session; a folder given to it stays.
+    session.close()
+    assert not folder.exists()
+    with pytest.raises(FileNotFoundError, match=r"clip #2: .* is gone"):
+        session.clip(session.get(2))
+    collected = Session()
+    folder = collected.folder
+    collected.add(noise_clip(1))
+    del collected
+    gc.collect()
+    assert not folder.exists()
+    kept = Session(tmp_path / "takes")
+    kept.add(noise_clip(1))
+    kept.close()
+    assert (tmp_path / "takes" / "clip-001-seed1.flac").exists()
+
+
+def test_a_take_whose_samples_were_let_go_still_plays_compares_and_exports(explorer, tmp_path):
+    take = explorer.generate("A short test of memory", audio_end_in_s=1.0, num_inference_steps=2, seed=7)
+    samples = weakref.ref(take.clip.samples)
+    made = take.clip.samples.copy()
+    for seed in range(1, HELD_TAKES + 1):
+        explorer.session.add(noise_clip(seed), "test")
+    explorer.history_tab.refresh()
+    explorer.compare_tab.refresh()
+    gc.collect()
+    assert 1 not in explorer.session.held() and samples() is None, "take #1's samples are still held"
+
+    card = take._repr_html_()
+    assert "Clip #1 (generate)" in card and "<audio" in card and "<td>7</td>" in card
+    explorer.history.value = 1
+    explorer.history_buttons["Play"].click()
+    assert (
+        "<audio" in explorer.history_view.children[0].value
+        and "seed 7" in explorer.history_view.children[0].value
+    )
+    player = explorer.history_view.children[0]
+    explorer.history_buttons["Plot"].click()
+    assert is_png(explorer.history_view.children[0].value)
+    # ipywidgets keeps a widget until it is closed: what a view stops showing is closed.
+    assert player.comm is None, "the replaced player was not closed"
+    explorer.history_buttons["Load into controls"].click()
+    assert explorer.request() == take.request
+
+    comparison = explorer.compare(1, 2)
+    assert (comparison.a, comparison.b) == (take, explorer.session.get(2)) and is_png(comparison.png)
+    assert comparison._repr_html_().count("<audio") == 2
+    columns, figure = explorer.compare_view.children
+    explorer.compare(3, 1)
+    assert figure.comm is None and all(
+        widget.comm is None for column in columns.children for widget in column.children
+    )
+
+    manifest = explorer.export(tmp_path / "export")
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [7, *range(1, HELD_TAKES + 1)]
+    assert lines[0]["timings"] == take.timings and "request" in take.timings
+    exported = Clip.load(manifest.parent / lines[0]["path"])
+    assert exported.request == take.clip.request and exported.seed == 7
+    np.testing.assert_allclose(exported.samples, made, atol=1 / 32_768)
+    assert len(explorer.session.held()) == HELD_TAKES
+
+    folder = explorer.session.folder
+    explorer.close()
+    assert not folder.exists(), "closing the explorer removes its takes' temporary folder"
 
 
 def test_a_job_result_waits_like_a_future():

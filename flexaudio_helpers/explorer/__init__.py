@@ -23,7 +23,8 @@ One module per part of the app, each owning its widgets:
 - `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
 - `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
   wires the parts to the session and runs generations in worker threads.
-- `session`: the takes, saving and export, and the worker jobs, without any widget.
+- `session`: the takes (each saved as FLAC, only the last 8 held in memory), saving and export,
+  and the worker jobs, without any widget.
 """
 
 from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore

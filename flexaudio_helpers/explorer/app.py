@@ -24,7 +24,7 @@ from .export import ExportTab
 from .history import HistoryTab
 from .render import clip_png
 from .result import ResultView
-from .session import Job, Session, Take
+from .session import HELD_TAKES, Job, LastUsed, Session, Take
 from .sweep import SweepResult, SweepTab
 
 DEFAULT_ENDPOINT = "stable-audio-open"
@@ -92,19 +92,26 @@ class Explorer:
     `sweep_tab` and `export_tab`; their widgets keep their flat names too (``explorer.prompt``, see
     `WIDGET_NAMES`).
     `folder` is where saved clips, sweeps and exports go (default ``explorer-sessions/<time>``
-    under the working directory). `concurrency` is the sweep's default number of parallel requests.
+    under the working directory). Every take is also kept as FLAC in `takes_folder` (default: a
+    temporary folder, removed by `close()` or when the explorer is collected), and only the last
+    few in memory (see `Session`). `concurrency` is the sweep's default number of parallel requests.
     """
 
     def __init__(
-        self, endpoint_or_client: Any, *, folder: str | os.PathLike | None = None, concurrency: int = 2
+        self,
+        endpoint_or_client: Any,
+        *,
+        folder: str | os.PathLike | None = None,
+        takes_folder: str | os.PathLike | None = None,
+        concurrency: int = 2,
     ):
         self.client = _client_of(endpoint_or_client)
-        self.session = Session()
+        self.session = Session(takes_folder)
         self.folder = Path(folder or Path("explorer-sessions") / time.strftime("%Y%m%d-%H%M%S"))
         self.model_facts: dict[str, Any] = {}
         self.job: Job | None = None  # the running (or last) generation
         self._last_generation_seconds: float | None = None
-        self._pngs: dict[int, bytes] = {}  # plots of takes, by number
+        self._pngs = LastUsed(HELD_TAKES)  # plots of takes, by number
         self.offline_banner = OfflineBanner()
         self.controls = Controls(
             on_generate=self.start_generation, on_cancel=self.cancel, last_seed=self._last_seed
@@ -223,7 +230,7 @@ class Explorer:
 
     def _finished(self, job: Job, clip: Clip, png: bytes) -> Take:
         take = self.session.add(clip, "generate", click_to_audio=job.elapsed)
-        self._pngs[take.number] = png
+        self._pngs.put(take.number, png)
         self._last_generation_seconds = job.elapsed
         self.result_view.show(take, png)
         self._took([take], select=take.number)
@@ -275,20 +282,18 @@ class Explorer:
 
     def _last_seed(self) -> int | None:
         takes = self.session.takes
-        return takes[-1].clip.seed if takes else None
+        return takes[-1].seed if takes else None
 
     def _took(self, takes: list[Take], select: int | None = None) -> None:
         """New takes: list them in History and Compare, and say so if one came from an offline model."""
         self.history_tab.refresh(select)
         self.compare_tab.refresh()
         self.controls.reuse_seed.disabled = not len(self.session)
-        if any(take.clip.offline for take in takes):
+        if any(take.offline for take in takes):
             self.offline_banner.show()
 
     def _png(self, take: Take) -> bytes:
-        if take.number not in self._pngs:
-            self._pngs[take.number] = clip_png(take.clip)
-        return self._pngs[take.number]
+        return self._pngs.get(take.number, lambda: clip_png(take.clip))
 
     # ----- the endpoint --------------------------------------------------------------------
     def _show_model(self, facts: dict[str, Any]) -> None:
@@ -320,8 +325,9 @@ class Explorer:
         return sorted({*super().__dir__(), *WIDGET_NAMES})
 
     def close(self) -> None:
-        """Abandon running work and close the widgets."""
+        """Abandon running work, close the widgets and remove the takes' temporary folder."""
         for job in (self.job, self.sweep_tab.job):
             if job is not None:
                 job.cancel()
         self.widget.close()
+        self.session.close()

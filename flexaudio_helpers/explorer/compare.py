@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .render import figure_png, image_html, note_html
+from .render import figure_png, image_html, note_html, show_in
 from .session import Session, Take
 
 
@@ -46,7 +46,7 @@ class CompareTab:
         self.view.add_class("flexaudio-compare")
         # The view shows what A and B say: another pick clears an older comparison.
         for dropdown in (self.a, self.b):
-            dropdown.observe(lambda _: setattr(self.view, "children", ()), names="value")
+            dropdown.observe(lambda _: show_in(self.view, ()), names="value")
         self.widget = widgets.VBox([widgets.HBox([self.a, self.b]), self.button, self.message, self.view])
 
     def refresh(self) -> None:
@@ -90,7 +90,7 @@ class CompareTab:
             )
             for side, take in zip("AB", takes, strict=True)
         ]
-        self.view.children = [widgets.HBox(columns), widgets.Image(value=comparison.png, format="png")]
+        show_in(self.view, [widgets.HBox(columns), widgets.Image(value=comparison.png, format="png")])
         return comparison
 
     def _take(self, side: str, which: Any) -> Take:

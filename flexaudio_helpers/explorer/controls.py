@@ -173,12 +173,12 @@ class Controls:
     def load(self, take: Take) -> None:
         """Set every control from a take's request (its seed included)."""
         values = {**DEFAULTS, **take.parameters()}
-        self.prompt.value = take.clip.prompt or ""
+        self.prompt.value = take.prompt or ""
         self.negative_prompt.value = values.get("negative_prompt") or ""
         self.duration.value = min(float(values["audio_end_in_s"]), self.max_seconds)
         self.steps.value = int(values["num_inference_steps"])
         self.guidance.value = float(values["guidance_scale"])
-        self.use_seed(take.clip.seed)
+        self.use_seed(take.seed)
 
     def limit_duration(self, seconds: float) -> None:
         """Lower the duration slider's maximum to what the endpoint reports (never above 47.5 s)."""
@@ -207,7 +207,7 @@ class Controls:
 
     def finished(self, take: Take, elapsed: float) -> None:
         self.progress.value = 1.0
-        self.status.value = f"Clip #{take.number} in {elapsed:.1f} s (seed {take.clip.seed})."
+        self.status.value = f"Clip #{take.number} in {elapsed:.1f} s (seed {take.seed})."
         self._set_running(False)
 
     def failed(self, exc: BaseException, elapsed: float) -> None:

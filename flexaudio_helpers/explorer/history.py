@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .render import error_html, note_html
+from .render import error_html, note_html, show_in
 from .session import Session, Take
 
 
@@ -59,11 +59,11 @@ class HistoryTab:
 
     def play(self, take: Take) -> None:
         """Show the take's player and details under the list."""
-        self.view.children = [widgets.HTML(take.clip._repr_html_()), widgets.HTML(take.details_html())]
+        show_in(self.view, [widgets.HTML(take.clip._repr_html_()), widgets.HTML(take.details_html())])
 
     def plot(self, take: Take) -> None:
         """Show the take's waveform and spectrogram under the list."""
-        self.view.children = [widgets.Image(value=self.png_of(take), format="png")]
+        show_in(self.view, [widgets.Image(value=self.png_of(take), format="png")])
 
     def save(self, take: Take, fmt: str) -> Path:
         """Save the take as WAV or FLAC in the explorer's folder (request and seed inside)."""

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from ..errors import FlexAudioError, InvalidParameters
 from ..params import GenerationRequest
-from .render import error_html, figure_png, image_html
+from .render import error_html, figure_png, image_html, show_in
 from .session import SWEEPABLE, Job, Session, Take, sweep_requests
 
 MAX_CONCURRENCY = 4
@@ -173,7 +173,7 @@ class SweepTab:
         number = self.runs
         out_dir = self.folder / f"sweep-{number:02d}"
         self._set_running(True)
-        self.view.children = []
+        show_in(self.view, ())
         self.status.value = f"Sweep {number}: {len(requests)} clips..."
         job = Job(
             lambda: self.client.generate_many(
@@ -231,7 +231,7 @@ class SweepTab:
         self.status.value = html.escape(result.summary) + "".join(
             error_html(FlexAudioError(problem)) for problem in problems
         )
-        self.view.children = children
+        show_in(self.view, children)
         self._set_running(False)
         return result
 
