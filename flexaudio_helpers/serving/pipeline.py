@@ -4,11 +4,9 @@
 Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way, and
 `load_generator("offline")` builds the offline model in code with no network.
 
-Speed options (dtype, compile, VAE slicing/tiling, CPU offload, batch size) are chosen by
-device in `speed.choose_speed_options`; pass overrides to `load_generator`. A single request
-runs through the public `StableAudioPipeline.__call__`; several compatible requests (only when
-``max_batch`` > 1) share one run of `batching.denoise_batch`, and each still gets the audio it
-would get alone.
+Speed options (dtype, compile, VAE slicing/tiling, CPU offload) are chosen by device in
+`speed.choose_speed_options`; pass overrides to `load_generator`. Every request runs through
+the public `StableAudioPipeline.__call__`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ import torch
 
 from ..errors import InvalidParameters, ModelLoadError
 from ..params import GenerationRequest
-from .batching import Progress, ResolvedRequest, denoise_batch
 from .offline_model import OFFLINE_MODEL_NAME, OFFLINE_NOTICE, build_offline_pipeline, is_offline_folder
 from .speed import (
     HALF_DTYPES,
@@ -55,20 +52,31 @@ DEFAULT_GUIDANCE = 7.0
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 WARM_UP_STEPS = 2
 
+# progress(done, total): called after each denoising step.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ResolvedRequest:
+    """One request with every default filled in, as the pipeline is called with it."""
+
+    prompt: str
+    negative_prompt: str | None
+    audio_start_in_s: float
+    audio_end_in_s: float
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+
 
 @dataclass(frozen=True)
 class GeneratedAudio:
-    """One generation: float32 samples, channels first, and how they were made.
-
-    `seconds` is the wall time of the run that made it (shared by every request of a batch);
-    `batch_size` says how many requests shared that run.
-    """
+    """One generation: float32 samples, channels first, its seed and its run's wall time."""
 
     samples: np.ndarray
     sample_rate: int
     seed: int
     seconds: float
-    batch_size: int = 1
 
 
 def pick_device() -> str:
@@ -122,10 +130,6 @@ class AudioGenerator:
     @property
     def options(self) -> SpeedOptions:
         return self.speed.options
-
-    @property
-    def max_batch(self) -> int:
-        return self.options.max_batch
 
     @property
     def sample_rate(self) -> int:
@@ -200,82 +204,53 @@ class AudioGenerator:
             seed=seed,
         )
 
-    def batch_key(self, request: GenerationRequest) -> tuple[int, bool]:
-        """Requests with equal keys can be generated in one batch (same steps, guidance on/off)."""
-        return self.resolve(request, seed=0).batch_key
-
     def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GeneratedAudio:
         """Generate one request. Same seed, device and dtype: same samples.
 
         `progress(done, total)` is called after every denoising step (e.g. to drive a step bar).
+        It may raise to stop the run (the queue does, when the caller has gone): the exception
+        leaves the pipeline call.
         """
-        return self.generate_batch([request], progress=progress)[0]
-
-    def generate_batch(
-        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
-    ) -> list[GeneratedAudio]:
-        """Generate compatible requests (equal `batch_key`) in one run; one result per request.
-
-        One request runs through the pipeline's own `__call__`; several share `denoise_batch`.
-        """
-        resolved = [self.resolve(request) for request in requests]
+        resolved = self.resolve(request)
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            if len(resolved) == 1:
-                clips = [generate_one(self.pipeline, resolved[0], progress=progress)]
-            else:
-                clips = denoise_batch(self.pipeline, resolved, progress=progress)
-        seconds = time.perf_counter() - started
-        return [
-            GeneratedAudio(clip.numpy(), self.sample_rate, request.seed, seconds, len(resolved))
-            for clip, request in zip(clips, resolved, strict=True)
-        ]
+            clip = generate_one(self.pipeline, resolved, progress=progress)
+        return GeneratedAudio(clip.numpy(), self.sample_rate, resolved.seed, time.perf_counter() - started)
 
     def warm_up(self) -> None:
-        """Run short generations at load: this compiles the transformer and checks that half
+        """Run a short generation at load: this compiles the transformer and checks that half
         precision gives finite audio. Falls back to eager, then to fp32, when either fails."""
         while not self._warm_up_once():
             pass
 
     def _warm_up_once(self) -> bool:
-        # A second batch size lets torch.compile mark the batch dimension dynamic up front.
-        for size in sorted({1, self.max_batch}):
-            requests = [
-                GenerationRequest.build(
-                    "warm-up", num_inference_steps=WARM_UP_STEPS, seed=row, audio_end_in_s=1.0
-                )
-                for row in range(size)
-            ]
-            try:
-                clips = self.generate_batch(requests)
-            except Exception as exc:
-                if not self.options.compile:
-                    raise
-                self.speed.fall_back(
-                    f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
-                )
-                run_eagerly(self.pipeline.transformer)
-                return False
-            if self.options.dtype in HALF_DTYPES and not all(
-                np.isfinite(clip.samples).all() for clip in clips
-            ):
-                self.speed.fall_back(
-                    f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
-                    dtype=torch.float32,
-                )
-                restore_weights(self.pipeline, self._original_weights)
-                place_pipeline(self.pipeline, self.options, self.device)
-                compile_transformer(self.pipeline.transformer, self.options)
-                return False
+        request = GenerationRequest.build(
+            "warm-up", num_inference_steps=WARM_UP_STEPS, seed=0, audio_end_in_s=1.0
+        )
+        try:
+            clip = self.generate(request)
+        except Exception as exc:
+            if not self.options.compile:
+                raise
+            self.speed.fall_back(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
+            )
+            run_eagerly(self.pipeline.transformer)
+            return False
+        if self.options.dtype in HALF_DTYPES and not np.isfinite(clip.samples).all():
+            self.speed.fall_back(
+                f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
+                dtype=torch.float32,
+            )
+            restore_weights(self.pipeline, self._original_weights)
+            place_pipeline(self.pipeline, self.options, self.device)
+            compile_transformer(self.pipeline.transformer, self.options)
+            return False
         return True
 
 
 def generate_one(pipeline: Any, request: ResolvedRequest, progress: Progress | None = None) -> torch.Tensor:
-    """One request through the public `StableAudioPipeline.__call__`: float32 CPU audio, channels first.
-
-    `progress(done, total)` is called after every denoising step. It may raise to stop the run
-    (the queue does, when every caller has gone): the exception leaves the pipeline call.
-    """
+    """One request through the public `StableAudioPipeline.__call__`: float32 CPU audio, channels first."""
 
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
         progress(step + 1, request.num_inference_steps)
@@ -310,7 +285,7 @@ def load_generator(
     """Load a model by hub id, local folder, or ``"offline"`` (no network, random weights).
 
     Speed options: pass `options`, or overrides for `choose_speed_options` (``dtype="bf16"``,
-    ``compile=True``, ``max_batch=4``...); the rest is chosen by device.
+    ``compile=True``, ``vae_tiling=True``...); the rest is chosen by device.
     """
     device = device or pick_device()
     options = options or choose_speed_options(device, dtype=dtype, **speed_overrides)
