@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameters, ModelLoadError
-from ..params import GenerationRequest
+from ..params import MAX_SEED, GenerationRequest
+from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
 from .offline_model import OFFLINE_MODEL_NAME, OFFLINE_NOTICE, build_offline_pipeline, is_offline_folder
 from .speed import (
     HALF_DTYPES,
@@ -51,6 +53,7 @@ DEFAULT_STEPS = 100
 DEFAULT_GUIDANCE = 7.0
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 WARM_UP_STEPS = 2
+MAX_VARIATIONS = 8  # takes per call; each holds a full 47.55 s window until decoded
 
 # progress(done, total): called after each denoising step.
 Progress = Callable[[int, int], None]
@@ -204,18 +207,68 @@ class AudioGenerator:
             seed=seed,
         )
 
-    def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GeneratedAudio:
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: Progress | None = None,
+        *,
+        source: Any = None,
+        init_noise_level: float | None = None,
+    ) -> GeneratedAudio:
         """Generate one request. Same seed, device and dtype: same samples.
 
         `progress(done, total)` is called after every denoising step (e.g. to drive a step bar).
         It may raise to stop the run (the queue does, when the caller has gone): the exception
         leaves the pipeline call.
+
+        Audio-to-audio: `source` (a `Clip`, an audio file path, or a ``(samples, sample_rate)``
+        pair) is where denoising starts, under `init_noise_level` of noise (default
+        `DEFAULT_INIT_NOISE_LEVEL`; higher keeps less of the source). See `audio_to_audio`.
         """
+        return self.variations(request, 1, progress, source=source, init_noise_level=init_noise_level)[0]
+
+    def variations(
+        self,
+        request: GenerationRequest,
+        count: int,
+        progress: Progress | None = None,
+        *,
+        source: Any = None,
+        init_noise_level: float | None = None,
+    ) -> list[GeneratedAudio]:
+        """`count` takes of one request in one pipeline call; take k uses the request's seed + k.
+
+        Each take records its seed, so it can be made again alone. Other arguments as `generate`.
+        """
+        if type(count) is not int or not 1 <= count <= MAX_VARIATIONS:
+            allowed = f"an integer from 1 to {MAX_VARIATIONS}"
+            raise InvalidParameters(f"count: {count!r}; allowed: {allowed}", field="count", allowed=allowed)
         resolved = self.resolve(request)
+        seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
+        waveform = None
+        if source is not None:
+            waveform = source_waveform(source, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
+            level = check_level(
+                DEFAULT_INIT_NOISE_LEVEL if init_noise_level is None else init_noise_level,
+                self.pipeline.scheduler,
+            )
+        elif init_noise_level is not None:
+            raise InvalidParameters(
+                "init_noise_level: applies to audio-to-audio only; pass a source too",
+                field="init_noise_level",
+                allowed="only with a source",
+            )
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            clip = generate_one(self.pipeline, resolved, progress=progress)
-        return GeneratedAudio(clip.numpy(), self.sample_rate, resolved.seed, time.perf_counter() - started)
+            if waveform is None:
+                clips = call_pipeline(self.pipeline, resolved, seeds, progress)
+            else:
+                clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
+        seconds = time.perf_counter() - started
+        return [
+            GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
+            for clip, seed in zip(clips, seeds, strict=True)
+        ]
 
     def warm_up(self) -> None:
         """Run a short generation at load: this compiles the transformer and checks that half
@@ -249,28 +302,53 @@ class AudioGenerator:
         return True
 
 
-def generate_one(pipeline: Any, request: ResolvedRequest, progress: Progress | None = None) -> torch.Tensor:
-    """One request through the public `StableAudioPipeline.__call__`: float32 CPU audio, channels first."""
+def call_pipeline(
+    pipeline: Any,
+    request: ResolvedRequest,
+    seeds: list[int],
+    progress: Progress | None = None,
+    source: np.ndarray | None = None,
+    init_noise_level: float | None = None,
+    output_type: str = "pt",
+) -> torch.Tensor:
+    """One call of the public `StableAudioPipeline.__call__`, one take per seed: float32 CPU audio
+    (takes, channels, frames), or the final latents with ``output_type="latent"``.
+
+    `source` (stereo at the model's rate, checked by `audio_to_audio.source_waveform`) makes it
+    audio-to-audio, starting at `init_noise_level`.
+    """
 
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
         progress(step + 1, request.num_inference_steps)
 
-    # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every diffusers
-    # we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
-    output = pipeline(
-        request.prompt,
-        audio_start_in_s=request.audio_start_in_s,
-        audio_end_in_s=request.audio_end_in_s,
-        num_inference_steps=request.num_inference_steps,
-        guidance_scale=request.guidance_scale,
-        negative_prompt=request.negative_prompt,
-        # A CPU generator draws the same noise whatever device runs the model.
-        generator=torch.Generator("cpu").manual_seed(request.seed),
-        callback=None if progress is None else report,
-        callback_steps=1,
-        output_type="pt",
-    )
-    return output.audios[0].float().cpu()
+    # A CPU generator draws the same noise whatever device runs the model.
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    with ExitStack() as stack:
+        extra = {}
+        if source is not None:
+            # Padded here to the model's window, as the pipeline would (without its warning).
+            window = int(pipeline.transformer.config.sample_size) * pipeline.vae.hop_length
+            padded = torch.from_numpy(np.pad(source, ((0, 0), (0, window - source.shape[1]))))
+            extra = stack.enter_context(starting_at(pipeline, init_noise_level, generators))
+            extra["initial_audio_waveforms"] = padded[None].to(pipeline.vae.device, pipeline.vae.dtype)
+            extra["initial_audio_sampling_rate"] = pipeline.vae.config.sampling_rate
+        # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every
+        # diffusers we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
+        output = pipeline(
+            request.prompt,
+            audio_start_in_s=request.audio_start_in_s,
+            audio_end_in_s=request.audio_end_in_s,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt,
+            num_waveforms_per_prompt=len(seeds),
+            generator=generators,
+            callback=None if progress is None else report,
+            callback_steps=1,
+            output_type=output_type,
+            **extra,
+        )
+    return output.audios.float().cpu()
 
 
 def load_generator(
