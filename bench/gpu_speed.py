@@ -14,16 +14,11 @@ step + 5.16 TFLOP per full decode for the full size; counted with torch's FLOP c
 ``--small``), and agreement with our fp32 output for the same request (max abs diff, SNR).
 The recipe is diffusers' documented one: the fp16 pipeline called directly, default attention.
 It gets a CPU generator with the same seed so its output can be compared too.
-
-Throughput: clips per minute for 1, 2, 4 and 8 requests sent together through the endpoint's
-real queue, one by one (max_batch=1) and batched (max_batch=8), with the fastest of our
-configurations.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import math
@@ -45,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flexaudio_helpers.params import MAX_AUDIO_SECONDS, GenerationRequest
 from flexaudio_helpers.serving.offline_model import build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator
-from flexaudio_helpers.serving.queue import GenerationQueue
 from flexaudio_helpers.serving.speed import SpeedOptions, choose_speed_options, dtype_name
 
 warnings.filterwarnings("ignore", message=r"Should have t[ab]")
@@ -181,7 +175,7 @@ def recipe_run(pipeline, request: GenerationRequest):
 def configurations(device: str, names: list[str] | None) -> dict[str, SpeedOptions]:
     """Our configurations; the first is the fp32 reference."""
     cuda = device.startswith("cuda")
-    base = choose_speed_options(device, max_batch=1, warm_up=True)
+    base = choose_speed_options(device, warm_up=True)
     half = torch.float16 if cuda else torch.bfloat16
     every = {
         "ours fp32 (reference)": SpeedOptions(**{**vars(base), "dtype": torch.float32}),
@@ -285,57 +279,6 @@ def measure(args, weights: Weights, device: str, tflop_per_clip: float) -> dict[
     return rows
 
 
-def throughput(args, weights: Weights, device: str, options: SpeedOptions) -> list[dict]:
-    """Clips per minute for N requests sent together, one by one and batched."""
-    results = []
-    for max_batch in (1, max(args.concurrency)):
-        generator = AudioGenerator(
-            weights.fresh(),
-            model_name="throughput",
-            offline=True,
-            device=device,
-            options=SpeedOptions(**{**vars(options), "max_batch": max_batch}),
-        )
-        for concurrent in args.concurrency:
-            requests = [
-                GenerationRequest.build(
-                    f"{PROMPT} take {index}", num_inference_steps=args.steps, audio_end_in_s=10.0, seed=index
-                )
-                for index in range(concurrent)
-            ]
-
-            async def send_together(requests=requests, generator=generator, max_batch=max_batch):
-                queue = GenerationQueue(
-                    generator.generate_batch,
-                    max_waiting=64,
-                    max_batch=max_batch,
-                    batch_key=generator.batch_key,
-                )
-                queue.start()
-                try:
-                    started = time.perf_counter()
-                    done = await asyncio.gather(*(queue.submit(request) for request in requests))
-                    synchronize(device)
-                    return time.perf_counter() - started, [result.audio.batch_size for result in done]
-                finally:
-                    await queue.stop()
-
-            wall, sizes = asyncio.run(send_together())
-            results.append(
-                {
-                    "concurrent": concurrent,
-                    "batching": max_batch > 1,
-                    "clips_per_minute": 60 * concurrent / wall,
-                    "seconds": wall,
-                    "batch_sizes": sizes,
-                }
-            )
-            print(f"  {concurrent} concurrent, max_batch {max_batch}: {60 * concurrent / wall:.1f} clips/min")
-        del generator
-        reset_memory(device)
-    return results
-
-
 def format_number(value: float | None, pattern: str) -> str:
     if value is None:
         return "n/a"
@@ -361,22 +304,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def throughput_table(results: list[dict]) -> str:
-    by_key = {(item["concurrent"], item["batching"]): item for item in results}
-    lines = [
-        "| concurrent requests | one by one (clips/min) | batched (clips/min) "
-        "| batched / one by one | batch sizes |",
-        "| ---: | ---: | ---: | ---: | --- |",
-    ]
-    for concurrent in sorted({item["concurrent"] for item in results}):
-        alone, batched = by_key[(concurrent, False)], by_key[(concurrent, True)]
-        lines.append(
-            f"| {concurrent} | {alone['clips_per_minute']:.1f} | {batched['clips_per_minute']:.1f} "
-            f"| {batched['clips_per_minute'] / alone['clips_per_minute']:.2f}x | {batched['batch_sizes']} |"
-        )
-    return "\n".join(lines)
-
-
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -395,7 +322,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--durations", type=float, nargs="+", default=[10.0, MAX_AUDIO_SECONDS])
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per configuration (default 3)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument(
         "--configs", nargs="+", default=None, help="our configurations to run (names as printed)"
     )
@@ -436,15 +362,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     for seconds, table_rows in rows.items():
         print(f"\n### {seconds:g} s clip, {args.steps} steps\n\n{table(table_rows)}", flush=True)
-
-    ours = configurations(device, args.configs)
-    fastest = min(
-        (row for row in rows[args.durations[0]] if row.name in ours), key=lambda row: row.seconds
-    ).name
-    print(f"\n### Throughput ({fastest}, 10 s clips, {args.steps} steps)\n")
-    results = throughput(args, weights, device, ours[fastest])
-    print(f"\n{throughput_table(results)}\n")
-    report["throughput"] = {"configuration": fastest, "results": results}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from flexaudio_helpers.params import GenerationRequest
-from flexaudio_helpers.serving.batching import denoise_batch
 from flexaudio_helpers.serving.offline_model import OUTPUT_GAIN_DB, build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
 from flexaudio_helpers.serving.speed import SpeedOptions, choose_speed_options, parse_dtype
@@ -28,20 +27,15 @@ def plain():
     return generator, generator.generate(REQUEST)
 
 
-def test_cpu_gets_fp32_eager_and_no_batching():
+def test_cpu_gets_fp32_eager():
     options = choose_speed_options("cpu")
-    assert (options.dtype, options.compile, options.max_batch, options.warm_up) == (
-        torch.float32,
-        False,
-        1,
-        False,
-    )
+    assert (options.dtype, options.compile, options.warm_up) == (torch.float32, False, False)
     assert not (options.vae_slicing or options.vae_tiling or options.cpu_offload)
 
 
-def test_cuda_gets_half_precision_slicing_and_batches():
+def test_cuda_gets_half_precision_and_slicing():
     options = choose_speed_options("cuda", memory_bytes=80 * GIB)
-    assert (options.dtype, options.max_batch, options.warm_up) == (torch.float16, 4, True)
+    assert (options.dtype, options.warm_up) == (torch.float16, True)
     assert options.vae_slicing and not options.vae_tiling and not options.cpu_offload
 
 
@@ -52,13 +46,24 @@ def test_small_gpus_save_memory():
 
 
 def test_overrides_win_over_the_automatic_choice():
-    options = choose_speed_options("cuda", memory_bytes=6 * GIB, dtype="bf16", cpu_offload=False, max_batch=8)
-    assert (options.dtype, options.cpu_offload, options.max_batch) == (torch.bfloat16, False, 8)
+    options = choose_speed_options("cuda", memory_bytes=6 * GIB, dtype="bf16", cpu_offload=False)
+    assert (options.dtype, options.cpu_offload) == (torch.bfloat16, False)
     assert parse_dtype("auto") is None
     with pytest.raises(ValueError, match="unknown dtype 'half'; use auto, float32"):
         parse_dtype("half")
-    with pytest.raises(ValueError, match="max_batch must be at least 1"):
-        choose_speed_options("cpu", max_batch=0)
+
+
+def test_fp32_gives_exactly_the_diffusers_pipelines_audio(plain):
+    _, ours = plain
+    reference = build_offline_pipeline()
+    reference.set_progress_bar_config(disable=True)
+    expected = reference(
+        REQUEST.inputs,
+        audio_end_in_s=1.0,
+        num_inference_steps=2,
+        generator=torch.Generator("cpu").manual_seed(11),
+    ).audios[0]
+    np.testing.assert_array_equal(ours.samples, expected.numpy())
 
 
 def test_compiled_transformer_gives_the_same_audio(plain):
@@ -105,17 +110,6 @@ def test_half_precision_runs_the_transformer_and_vae_only():
     audio = generator.generate(REQUEST)
     assert audio.samples.dtype == np.float32 and np.isfinite(audio.samples).all()
     assert generator.describe()["dtype"] == "bfloat16"
-
-
-def test_half_precision_single_requests_match_the_batch_loop():
-    """A single request runs through the pipeline's own call, a batch through `denoise_batch`.
-    In half precision both must feed the transformer the same values (fp32 conditioning cast to
-    bf16, bf16 latents), so one request gives the same samples either way."""
-    generator = load_generator("offline", device="cpu", dtype="bf16", warm_up=False)
-    resolved = generator.resolve(REQUEST)
-    with torch.inference_mode():
-        (looped,) = denoise_batch(generator.pipeline, [resolved])
-    np.testing.assert_array_equal(generator.generate(REQUEST).samples, looped.numpy())
 
 
 def test_half_precision_overflow_falls_back_to_fp32():

@@ -3,8 +3,8 @@
 - `pipeline`: load Stable Audio Open (real weights or the offline model) and generate.
 - `offline_model`: the small random-weight model built in code, for machines with no hub.
 - `speed`: speed options chosen by device (dtype, SDPA, torch.compile, VAE slicing/tiling, offload).
-- `batching`: one denoising run for several requests, each getting the audio it would get alone.
-- `queue`: one run at a time on the device (compatible waiting requests batched), a bounded wait list.
+- `audio_to_audio`: a source clip as the starting point, and the init noise level.
+- `queue`: one run at a time on the device, a bounded wait list.
 - `app`: the FastAPI app (route, auth, errors, WAV out).
 - ``python -m flexaudio_helpers.serving``: the command that serves it.
 """

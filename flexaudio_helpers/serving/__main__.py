@@ -66,9 +66,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch.compile the transformer, with a warm-up before serving",
     )
-    speed.add_argument(
-        "--max-batch", type=int, default=None, help="requests per run (default 4 on CUDA, else 1)"
-    )
     return parser.parse_args(argv)
 
 
@@ -94,7 +91,6 @@ def main(argv: list[str] | None = None) -> None:
             device=arguments.device,
             dtype=arguments.dtype,
             compile=arguments.compile,
-            max_batch=arguments.max_batch,
         )
     except ModelLoadError as exc:
         sys.exit(f"error: {exc}")

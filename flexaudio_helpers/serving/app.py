@@ -136,20 +136,13 @@ def create_app(
     API to anyone who can connect).
     """
     check_api_key(api_key)
-    queue = GenerationQueue(
-        generator.generate_batch,
-        max_waiting=max_waiting,
-        max_batch=generator.max_batch,
-        batch_key=generator.batch_key,
-    )
+    queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         logging.getLogger("uvicorn.access").addFilter(HIDE_QUERY_STRINGS)
         asyncio.get_running_loop().set_exception_handler(quiet_exception_handler)
-        queue.start()
         yield
-        await queue.stop()
 
     app = FastAPI(
         title="flexaudio local endpoint",
@@ -212,14 +205,13 @@ def create_app(
             return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
         try:
             generation = GenerationRequest.from_body(body)
+            generator.resolve(generation)  # this model's limits, checked before the request waits
         except InvalidParameters as exc:
             return error_response(422, str(exc), "invalid_request_error", exc.field)
         try:
             result = await _unless_client_leaves(request, queue.submit(generation))
         except QueueFull as exc:
             return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
-        except InvalidParameters as exc:  # valid in general, but not for this model
-            return error_response(422, str(exc), "invalid_request_error", exc.field)
         except Exception as exc:
             log.exception("generation failed")
             return error_response(500, f"generation failed: {type(exc).__name__}: {exc}", "server_error")

@@ -88,16 +88,21 @@ def build_offline_pipeline() -> StableAudioPipeline:
             global_states_input_dim=2 * _CONDITIONING_WIDTH,
             cross_attention_input_dim=_CONDITIONING_WIDTH,
         )
-        vae = AutoencoderOobleck(
-            encoder_hidden_size=4,
-            downsampling_ratios=[2, 4, 4, 8, 8],  # the real hop of 2048 samples
-            channel_multiples=[1, 1, 2, 2, 2],
-            decoder_channels=4,
-            decoder_input_channels=_LATENT_CHANNELS,
-            audio_channels=2,
-            sampling_rate=44_100,
-        )
+        vae_shape = {
+            "downsampling_ratios": [2, 4, 4, 8, 8],  # the real hop of 2048 samples
+            "channel_multiples": [1, 1, 2, 2, 2],
+            "decoder_channels": 4,
+            "decoder_input_channels": _LATENT_CHANNELS,
+            "audio_channels": 2,
+            "sampling_rate": 44_100,
+        }
+        vae = AutoencoderOobleck(encoder_hidden_size=4, **vae_shape)
         _scale_output(vae, 10 ** (OUTPUT_GAIN_DB / 20))
+        # The encoder's output splits into mean and scale, so it needs twice the decoder's latent
+        # channels (as the real 128 -> 64). Built last, so every other weight (and every
+        # text-to-audio output) is what it was before audio-to-audio needed the encoder.
+        vae.encoder = AutoencoderOobleck(encoder_hidden_size=2 * _LATENT_CHANNELS, **vae_shape).encoder
+        vae.register_to_config(encoder_hidden_size=2 * _LATENT_CHANNELS)
     # The real model's scheduler settings (stabilityai/stable-audio-open-1.0 scheduler_config).
     scheduler = CosineDPMSolverMultistepScheduler(
         sigma_min=0.3,

@@ -4,11 +4,9 @@
 Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way, and
 `load_generator("offline")` builds the offline model in code with no network.
 
-Speed options (dtype, compile, VAE slicing/tiling, CPU offload, batch size) are chosen by
-device in `speed.choose_speed_options`; pass overrides to `load_generator`. A single request
-runs through the public `StableAudioPipeline.__call__`; several compatible requests (only when
-``max_batch`` > 1) share one run of `batching.denoise_batch`, and each still gets the audio it
-would get alone.
+Speed options (dtype, compile, VAE slicing/tiling, CPU offload) are chosen by device in
+`speed.choose_speed_options`; pass overrides to `load_generator`. Every request runs through
+the public `StableAudioPipeline.__call__`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameters, ModelLoadError
-from ..params import GenerationRequest
-from .batching import Progress, ResolvedRequest, denoise_batch
+from ..params import MAX_SEED, GenerationRequest
+from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
 from .offline_model import OFFLINE_MODEL_NAME, OFFLINE_NOTICE, build_offline_pipeline, is_offline_folder
 from .speed import (
     HALF_DTYPES,
@@ -54,21 +53,33 @@ DEFAULT_STEPS = 100
 DEFAULT_GUIDANCE = 7.0
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 WARM_UP_STEPS = 2
+MAX_VARIATIONS = 8  # takes per call; each holds a full 47.55 s window until decoded
+
+# progress(done, total): called after each denoising step.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ResolvedRequest:
+    """One request with every default filled in, as the pipeline is called with it."""
+
+    prompt: str
+    negative_prompt: str | None
+    audio_start_in_s: float
+    audio_end_in_s: float
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
 
 
 @dataclass(frozen=True)
 class GeneratedAudio:
-    """One generation: float32 samples, channels first, and how they were made.
-
-    `seconds` is the wall time of the run that made it (shared by every request of a batch);
-    `batch_size` says how many requests shared that run.
-    """
+    """One generation: float32 samples, channels first, its seed and its run's wall time."""
 
     samples: np.ndarray
     sample_rate: int
     seed: int
     seconds: float
-    batch_size: int = 1
 
 
 def pick_device() -> str:
@@ -122,10 +133,6 @@ class AudioGenerator:
     @property
     def options(self) -> SpeedOptions:
         return self.speed.options
-
-    @property
-    def max_batch(self) -> int:
-        return self.options.max_batch
 
     @property
     def sample_rate(self) -> int:
@@ -200,102 +207,148 @@ class AudioGenerator:
             seed=seed,
         )
 
-    def batch_key(self, request: GenerationRequest) -> tuple[int, bool]:
-        """Requests with equal keys can be generated in one batch (same steps, guidance on/off)."""
-        return self.resolve(request, seed=0).batch_key
-
-    def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GeneratedAudio:
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: Progress | None = None,
+        *,
+        source: Any = None,
+        init_noise_level: float | None = None,
+    ) -> GeneratedAudio:
         """Generate one request. Same seed, device and dtype: same samples.
 
         `progress(done, total)` is called after every denoising step (e.g. to drive a step bar).
-        """
-        return self.generate_batch([request], progress=progress)[0]
+        It may raise to stop the run (the queue does, when the caller has gone): the exception
+        leaves the pipeline call.
 
-    def generate_batch(
-        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+        Audio-to-audio: `source` (a `Clip`, an audio file path, or a ``(samples, sample_rate)``
+        pair) is where denoising starts, under `init_noise_level` of noise (default
+        `DEFAULT_INIT_NOISE_LEVEL`; higher keeps less of the source). See `audio_to_audio`.
+        """
+        return self.variations(request, 1, progress, source=source, init_noise_level=init_noise_level)[0]
+
+    def variations(
+        self,
+        request: GenerationRequest,
+        count: int,
+        progress: Progress | None = None,
+        *,
+        source: Any = None,
+        init_noise_level: float | None = None,
     ) -> list[GeneratedAudio]:
-        """Generate compatible requests (equal `batch_key`) in one run; one result per request.
+        """`count` takes of one request in one pipeline call; take k uses the request's seed + k.
 
-        One request runs through the pipeline's own `__call__`; several share `denoise_batch`.
+        Each take records its seed, so it can be made again alone. Other arguments as `generate`.
         """
-        resolved = [self.resolve(request) for request in requests]
+        if type(count) is not int or not 1 <= count <= MAX_VARIATIONS:
+            allowed = f"an integer from 1 to {MAX_VARIATIONS}"
+            raise InvalidParameters(f"count: {count!r}; allowed: {allowed}", field="count", allowed=allowed)
+        resolved = self.resolve(request)
+        seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
+        waveform = None
+        if source is not None:
+            waveform = source_waveform(source, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
+            level = check_level(
+                DEFAULT_INIT_NOISE_LEVEL if init_noise_level is None else init_noise_level,
+                self.pipeline.scheduler,
+            )
+        elif init_noise_level is not None:
+            raise InvalidParameters(
+                "init_noise_level: applies to audio-to-audio only; pass a source too",
+                field="init_noise_level",
+                allowed="only with a source",
+            )
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            if len(resolved) == 1:
-                clips = [generate_one(self.pipeline, resolved[0], progress=progress)]
+            if waveform is None:
+                clips = call_pipeline(self.pipeline, resolved, seeds, progress)
             else:
-                clips = denoise_batch(self.pipeline, resolved, progress=progress)
+                clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
         seconds = time.perf_counter() - started
         return [
-            GeneratedAudio(clip.numpy(), self.sample_rate, request.seed, seconds, len(resolved))
-            for clip, request in zip(clips, resolved, strict=True)
+            GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
+            for clip, seed in zip(clips, seeds, strict=True)
         ]
 
     def warm_up(self) -> None:
-        """Run short generations at load: this compiles the transformer and checks that half
+        """Run a short generation at load: this compiles the transformer and checks that half
         precision gives finite audio. Falls back to eager, then to fp32, when either fails."""
         while not self._warm_up_once():
             pass
 
     def _warm_up_once(self) -> bool:
-        # A second batch size lets torch.compile mark the batch dimension dynamic up front.
-        for size in sorted({1, self.max_batch}):
-            requests = [
-                GenerationRequest.build(
-                    "warm-up", num_inference_steps=WARM_UP_STEPS, seed=row, audio_end_in_s=1.0
-                )
-                for row in range(size)
-            ]
-            try:
-                clips = self.generate_batch(requests)
-            except Exception as exc:
-                if not self.options.compile:
-                    raise
-                self.speed.fall_back(
-                    f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
-                )
-                run_eagerly(self.pipeline.transformer)
-                return False
-            if self.options.dtype in HALF_DTYPES and not all(
-                np.isfinite(clip.samples).all() for clip in clips
-            ):
-                self.speed.fall_back(
-                    f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
-                    dtype=torch.float32,
-                )
-                restore_weights(self.pipeline, self._original_weights)
-                place_pipeline(self.pipeline, self.options, self.device)
-                compile_transformer(self.pipeline.transformer, self.options)
-                return False
+        request = GenerationRequest.build(
+            "warm-up", num_inference_steps=WARM_UP_STEPS, seed=0, audio_end_in_s=1.0
+        )
+        try:
+            clip = self.generate(request)
+        except Exception as exc:
+            if not self.options.compile:
+                raise
+            self.speed.fall_back(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
+            )
+            run_eagerly(self.pipeline.transformer)
+            return False
+        if self.options.dtype in HALF_DTYPES and not np.isfinite(clip.samples).all():
+            self.speed.fall_back(
+                f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
+                dtype=torch.float32,
+            )
+            restore_weights(self.pipeline, self._original_weights)
+            place_pipeline(self.pipeline, self.options, self.device)
+            compile_transformer(self.pipeline.transformer, self.options)
+            return False
         return True
 
 
-def generate_one(pipeline: Any, request: ResolvedRequest, progress: Progress | None = None) -> torch.Tensor:
-    """One request through the public `StableAudioPipeline.__call__`: float32 CPU audio, channels first.
+def call_pipeline(
+    pipeline: Any,
+    request: ResolvedRequest,
+    seeds: list[int],
+    progress: Progress | None = None,
+    source: np.ndarray | None = None,
+    init_noise_level: float | None = None,
+    output_type: str = "pt",
+) -> torch.Tensor:
+    """One call of the public `StableAudioPipeline.__call__`, one take per seed: float32 CPU audio
+    (takes, channels, frames), or the final latents with ``output_type="latent"``.
 
-    `progress(done, total)` is called after every denoising step. It may raise to stop the run
-    (the queue does, when every caller has gone): the exception leaves the pipeline call.
+    `source` (stereo at the model's rate, checked by `audio_to_audio.source_waveform`) makes it
+    audio-to-audio, starting at `init_noise_level`.
     """
 
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
         progress(step + 1, request.num_inference_steps)
 
-    # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every diffusers
-    # we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
-    output = pipeline(
-        request.prompt,
-        audio_start_in_s=request.audio_start_in_s,
-        audio_end_in_s=request.audio_end_in_s,
-        num_inference_steps=request.num_inference_steps,
-        guidance_scale=request.guidance_scale,
-        negative_prompt=request.negative_prompt,
-        # A CPU generator draws the same noise whatever device runs the model.
-        generator=torch.Generator("cpu").manual_seed(request.seed),
-        callback=None if progress is None else report,
-        callback_steps=1,
-        output_type="pt",
-    )
-    return output.audios[0].float().cpu()
+    # A CPU generator draws the same noise whatever device runs the model.
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    with ExitStack() as stack:
+        extra = {}
+        if source is not None:
+            # Padded here to the model's window, as the pipeline would (without its warning).
+            window = int(pipeline.transformer.config.sample_size) * pipeline.vae.hop_length
+            padded = torch.from_numpy(np.pad(source, ((0, 0), (0, window - source.shape[1]))))
+            extra = stack.enter_context(starting_at(pipeline, init_noise_level, generators))
+            extra["initial_audio_waveforms"] = padded[None].to(pipeline.vae.device, pipeline.vae.dtype)
+            extra["initial_audio_sampling_rate"] = pipeline.vae.config.sampling_rate
+        # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every
+        # diffusers we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
+        output = pipeline(
+            request.prompt,
+            audio_start_in_s=request.audio_start_in_s,
+            audio_end_in_s=request.audio_end_in_s,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt,
+            num_waveforms_per_prompt=len(seeds),
+            generator=generators,
+            callback=None if progress is None else report,
+            callback_steps=1,
+            output_type=output_type,
+            **extra,
+        )
+    return output.audios.float().cpu()
 
 
 def load_generator(
@@ -310,7 +363,7 @@ def load_generator(
     """Load a model by hub id, local folder, or ``"offline"`` (no network, random weights).
 
     Speed options: pass `options`, or overrides for `choose_speed_options` (``dtype="bf16"``,
-    ``compile=True``, ``max_batch=4``...); the rest is chosen by device.
+    ``compile=True``, ``vae_tiling=True``...); the rest is chosen by device.
     """
     device = device or pick_device()
     options = options or choose_speed_options(device, dtype=dtype, **speed_overrides)

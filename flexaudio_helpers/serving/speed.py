@@ -18,7 +18,6 @@ What each option does and why it keeps the output the same (within the dtype's t
 - **VAE slicing** (decode one clip of a batch at a time: same output, less memory) on CUDA;
   **VAE tiling** and **model CPU offload** only on GPUs with little memory (tiling blends
   overlapping windows, so it may change the audio slightly).
-- **Batching**: up to `max_batch` compatible requests per pipeline run (4 on CUDA, 1 elsewhere).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ DTYPE_NAMES.update({"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.
 # change the audio slightly). The fp16 model is about 2.7 GB; a 47 s decode needs a few GB more.
 TILING_BELOW_BYTES = 16 * 2**30
 OFFLOAD_BELOW_BYTES = 8 * 2**30
-CUDA_MAX_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,6 @@ class SpeedOptions:
     vae_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
-    max_batch: int = 1
     warm_up: bool = False  # one short generation at load (compiles, checks half precision)
 
     def describe(self) -> dict[str, Any]:
@@ -65,7 +62,6 @@ class SpeedOptions:
             "vae_slicing": self.vae_slicing,
             "vae_tiling": self.vae_tiling,
             "cpu_offload": self.cpu_offload,
-            "max_batch": self.max_batch,
         }
 
 
@@ -115,7 +111,6 @@ def choose_speed_options(
     dtype: str | torch.dtype | None = None,
     compile: bool | None = None,
     compile_mode: str | None = None,
-    max_batch: int | None = None,
     vae_slicing: bool | None = None,
     vae_tiling: bool | None = None,
     cpu_offload: bool | None = None,
@@ -128,9 +123,6 @@ def choose_speed_options(
     memory_known = cuda and memory is not None
     chosen_dtype = parse_dtype(dtype) or default_dtype(device)
     compile = bool(compile)
-    batch = max_batch if max_batch is not None else (CUDA_MAX_BATCH if cuda else 1)
-    if batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {batch}")
     return SpeedOptions(
         dtype=chosen_dtype,
         compile=compile,
@@ -138,7 +130,6 @@ def choose_speed_options(
         vae_slicing=cuda if vae_slicing is None else vae_slicing,
         vae_tiling=(memory_known and memory < TILING_BELOW_BYTES) if vae_tiling is None else vae_tiling,
         cpu_offload=(memory_known and memory < OFFLOAD_BELOW_BYTES) if cpu_offload is None else cpu_offload,
-        max_batch=batch,
         # GPUs: the first CUDA call pays for kernel selection; compile and half precision need checking.
         warm_up=(cuda or compile or chosen_dtype in HALF_DTYPES) if warm_up is None else warm_up,
     )
@@ -206,8 +197,7 @@ def hand_conditioning_to_transformer(pipeline: Any) -> None:
     The text encoder and projection model stay fp32 while the transformer and VAE may run in half
     precision. `StableAudioPipeline.__call__` passes the projection's output straight to the
     transformer and draws its latents in that output's dtype, so without this cast a half-precision
-    transformer gets fp32 inputs and fails. The cast is the one `batching.denoise_batch` applies
-    too, so both paths feed the transformer the same values. Call once per pipeline.
+    transformer gets fp32 inputs and fails. Call once per pipeline.
     """
 
     def cast_to_transformer_dtype(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
@@ -218,8 +208,8 @@ def hand_conditioning_to_transformer(pipeline: Any) -> None:
 
 
 def compile_transformer(transformer: torch.nn.Module, options: SpeedOptions) -> None:
-    """Compile the transformer in place when asked, so every caller (the pipeline's own loop and
-    `denoise_batch`) runs the compiled one. Compilation happens lazily, at the first call (warm-up)."""
+    """Compile the transformer in place when asked, so the pipeline's own loop runs the compiled
+    one. Compilation happens lazily, at the first call (warm-up)."""
     if options.compile:
         transformer.compile(mode=options.compile_mode, backend=options.compile_backend)
 
