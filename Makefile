@@ -75,7 +75,7 @@ notebooks: install
 OLDEST_VENV ?= .venv-oldest
 OLDEST_BIN := $(OLDEST_VENV)/bin
 OLDEST_PACKAGES := diffusers transformers accelerate torchsde sentencepiece httpx pydantic fastapi uvicorn
-OLDEST_TESTS := tests/test_params.py tests/test_batching.py tests/test_speed_options.py \
+OLDEST_TESTS := tests/test_params.py tests/test_queue.py tests/test_speed_options.py \
 	tests/test_endpoint.py $(wildcard tests/test_client*.py)
 empty :=
 OLDEST_NAMES := $(subst $(empty) $(empty),|,$(strip $(OLDEST_PACKAGES)))

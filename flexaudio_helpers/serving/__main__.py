@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import sys
 from pathlib import Path
 
 from ..files import read_private
 from ..protocol import LOCAL_SERVER_KEY_ENV
+from ..settings import setting
 from ..state import state_dir, write_private
 
 
@@ -25,8 +25,9 @@ def default_key_file() -> Path:
 
 def load_or_create_api_key(key_file: Path) -> tuple[str, str]:
     """The key and where it came from (for the banner, which never shows the key)."""
-    if os.environ.get(LOCAL_SERVER_KEY_ENV):
-        return os.environ[LOCAL_SERVER_KEY_ENV], f"the {LOCAL_SERVER_KEY_ENV} environment variable"
+    key = setting(LOCAL_SERVER_KEY_ENV)
+    if key:
+        return key, f"{LOCAL_SERVER_KEY_ENV} (environment or .env)"
     existing = (read_private(key_file) or "").strip()
     if existing:
         return existing, f"{key_file}"

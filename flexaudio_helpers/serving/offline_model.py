@@ -23,12 +23,9 @@ from diffusers import (
 )
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
+from ..protocol import OFFLINE_NOTICE
+
 OFFLINE_MODEL_NAME = "offline"
-OFFLINE_NOTICE = (
-    "Offline model: the real Stable Audio pipeline classes with small RANDOM weights. "
-    "Its audio is noise, not music. Serve stabilityai/stable-audio-open-1.0 on a GPU, "
-    "or deploy to FlexAI, to hear real generations."
-)
 # save_pretrained() writes this file too, so a saved copy still knows it is the offline model.
 MARKER_FILE = "flexaudio_offline.json"
 

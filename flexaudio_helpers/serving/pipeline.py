@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import secrets
 import threading
 import time
@@ -28,8 +27,10 @@ import torch
 
 from ..errors import InvalidParameters, ModelLoadError
 from ..params import MAX_SEED, GenerationRequest
+from ..protocol import OFFLINE_NOTICE
+from ..settings import setting
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
-from .offline_model import OFFLINE_MODEL_NAME, OFFLINE_NOTICE, build_offline_pipeline, is_offline_folder
+from .offline_model import OFFLINE_MODEL_NAME, build_offline_pipeline, is_offline_folder
 from .speed import (
     HALF_DTYPES,
     SpeedOptions,
@@ -385,7 +386,7 @@ def load_generator(
         pipeline = StableAudioPipeline.from_pretrained(
             model,
             dtype=torch.float32,
-            token=token or os.environ.get("HF_TOKEN") or None,
+            token=token or setting("HF_TOKEN"),
         )
     except Exception as exc:  # hub errors come in many types; all mean "could not load"
         raise ModelLoadError(_load_hint(model, exc)) from None
