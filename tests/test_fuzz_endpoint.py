@@ -191,7 +191,7 @@ def test_schemathesis_negative_cases_are_refused_naming_the_field(fuzzing, gener
         sent[response.status_code] += 1
 
     fuzz()
-    assert sum(sent.values()) >= 500, sent
+    assert sum(sent.values()) >= examples(500), sent  # few cases rejected before sending
     assert {401, 422} <= set(sent), sent  # both the auth and the body were fuzzed
 
 
@@ -348,7 +348,7 @@ def test_raw_bodies_content_types_and_auth(fuzzing):
         check_refusal(response, expected)
 
     fuzz()
-    assert sum(sent.values()) >= 500, sent
+    assert sum(sent.values()) >= examples(500), sent
     assert {400, 401, 422} <= set(sent), sent
 
 
