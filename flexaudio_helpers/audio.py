@@ -94,7 +94,7 @@ def _check_complete(data: bytes, fmt: str) -> None:
         raise InvalidAudioResponse(
             f"the OGG audio is truncated: its pages stop before the end of the stream ({len(data)} bytes)"
         )
-    if fmt != "WAV" or len(data) < 12:
+    if fmt != "WAV":  # sniff_format saw "RIFF....WAVE": 12 bytes at least
         return
     declared = int.from_bytes(data[4:8], "little") + 8
     # Streaming writers put 0 or 0xFFFFFFFF when they do not know the size yet.
@@ -300,10 +300,7 @@ class Clip:
         offline: bool = False,
         max_samples: int | None = None,
     ) -> Clip:
-        """Decode WAV/FLAC/OGG/MP3 bytes (checked by magic bytes; `InvalidAudioResponse` if not audio).
-
-        `max_samples` bounds the decoded size (see `decode_audio`).
-        """
+        """Decode WAV/FLAC/OGG/MP3 bytes with `decode_audio` (`InvalidAudioResponse` if not audio)."""
         samples, rate = decode_audio(data, max_samples)
         if seed is None and request is not None:
             seed = request.parameters.seed
@@ -341,23 +338,15 @@ class Clip:
         return self.request.with_parameters(seed=self.seed)
 
     # ----- files ---------------------------------------------------------------------------
-    def metadata(self) -> dict[str, Any]:
-        """What `save` stores in the file's comment: the request, the seed and where it came from."""
-        return {
-            METADATA_KEY: {
-                "request": self.request.to_body() if self.request else None,
-                "seed": self.seed,
-                "offline": self.offline,
-            }
-        }
-
     def save(self, path: str | os.PathLike, *, subtype: str = "PCM_16") -> Path:
         """Write WAV or FLAC (by extension) atomically, with the request and seed as metadata."""
         path = Path(path)
         fmt = SAVE_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise FlexAudioError(f"cannot save {path.name!r}: use a .wav or .flac file name")
-        comment = _metadata_text(self.metadata(), limit=WAV_METADATA_LIMIT if fmt == "WAV" else None)
+        request = self.request.to_body() if self.request else None
+        metadata = {METADATA_KEY: {"request": request, "seed": self.seed, "offline": self.offline}}
+        comment = _metadata_text(metadata, limit=WAV_METADATA_LIMIT if fmt == "WAV" else None)
         path.parent.mkdir(parents=True, exist_ok=True)
         with (
             atomic_writer(path) as target,

@@ -3,19 +3,12 @@
 Computing is apart from drawing, as in librosa: `spectra.waveform_envelope` and
 `spectra.mel_spectrogram` return arrays with their axes; the `plot_*` functions draw them and
 return a `matplotlib.figure.Figure`. Figures are built without pyplot, so none pile up in loops and
-nothing needs closing; in Jupyter a returned figure shows as a PNG.
+nothing needs closing; in Jupyter a returned figure shows as a PNG. The `draw_*` functions draw
+onto the caller's ``ax`` and return what they drew, as librosa.display's do.
 
-Drawers that take the caller's ``ax`` and return what they drew, as librosa.display's do:
-`draw_waveform` (channel lanes), `draw_spectrogram` (a mel image), `draw_beats` (beat ticks),
-`draw_centroid` (the brightness over time on a spectrogram) and `draw_sweep_metric` (a
-measurement against a swept parameter, under `plot_sweep`'s grid).
-The measurements come from `flexaudio_helpers.analysis`.
-
-Speed (issue 3's goal: 47.55 s of stereo to PNG in <= 0.15 s warm, <= 1 s in a fresh
-process, against librosa.display's 0.9 s / 4.7 s) comes from drawing a min/max envelope of
-one value pair per pixel column instead of 2 million points, `spectra`'s framed float32 FFT
-and cached mel filterbank (why not librosa's: see `spectra`), and an image (`imshow`) instead
-of a mesh (`pcolormesh`).
+Speed (47.55 s of stereo to PNG in <= 0.15 s warm, against librosa.display's 0.9 s;
+bench/plots_vs_librosa.py): a min/max envelope per pixel column instead of 2 million points,
+`spectra`'s FFT and cached mel filterbank, and an image (`imshow`) instead of a mesh.
 """
 
 from __future__ import annotations
@@ -61,11 +54,8 @@ class ClipFigure(Figure):
     """
 
     def savefig(self, fname: Any, **options: Any) -> None:
-        """`Figure.savefig`, with PNGs compressed at zlib level 1 unless `pil_kwargs` says otherwise.
-
-        A spectrogram is noisy: level 1 encodes it 4x faster than matplotlib's default (6) for
-        about 13 % more bytes, and encoding was the largest part of a plot's time.
-        """
+        """`Figure.savefig`, PNGs at zlib level 1 unless `pil_kwargs` says otherwise: 4x faster to
+        encode a noisy spectrogram than the default 6, for about 13 % more bytes."""
         if options.get("pil_kwargs") is None:
             options["pil_kwargs"] = {"compress_level": 1}
         super().savefig(fname, **options)
@@ -300,7 +290,9 @@ def plot_clip(
         for ax in [*lanes, spectrogram_ax]:
             draw_beats(ax, analysis.beat_times_s)
         tempo = f"{analysis.tempo_bpm:.1f} bpm" if analysis.has_clear_beat else "no clear beat"
-        _corner_note(lanes[0], f"{tempo} (beat confidence {analysis.beat_confidence:.2f})")
+        note = f"{tempo} (beat confidence {analysis.beat_confidence:.2f})"
+        box = {"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5}
+        lanes[0].text(0.005, 0.95, note, transform=lanes[0].transAxes, fontsize=8, va="top", bbox=box)
     if centroid:
         from .analysis import centroid_curve  # imported on use, as above
 
@@ -323,26 +315,11 @@ def draw_beats(ax: Any, beat_times: Sequence[float], *, color: str = "#2ca02c", 
     return lines
 
 
-def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray, **style: Any) -> Any:
+def draw_centroid(ax: Any, times: np.ndarray, centroid_hz: np.ndarray) -> Any:
     """The spectral centroid (Hz) over time on a mel-scale spectrogram axis; returns the Line2D."""
-    (line,) = ax.plot(
-        times, hz_to_mel(centroid_hz), **{"color": "cyan", "linewidth": 1.0, "label": "centroid", **style}
-    )
+    (line,) = ax.plot(times, hz_to_mel(centroid_hz), color="cyan", linewidth=1.0, label="centroid")
     ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
     return line
-
-
-def _corner_note(ax: Any, text: str, *, right: bool = False) -> Any:
-    return ax.text(
-        0.995 if right else 0.005,
-        0.95,
-        text,
-        transform=ax.transAxes,
-        fontsize=8,
-        va="top",
-        ha="right" if right else "left",
-        bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5},
-    )
 
 
 def plot_comparison(

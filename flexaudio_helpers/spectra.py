@@ -4,13 +4,9 @@ Computing only, no drawing. `channels_first` is the one rule for which way round
 `audio_arrays` accepts any clip (`AudioLike`) or a ``(samples, sample_rate)`` pair.
 
 The STFT, Hann window and Slaney mel filters are written out, with librosa's numbers (tests
-compare them), because bench/plots_vs_librosa.py shows they pay (2026-12-06, busy 2-core VM,
-one run side by side): `plot_clip` built on ``librosa.stft`` and a cached ``librosa.filters.mel``
-took 3.5x as long in a fresh process (3.85 s vs 1.11 s: importing them pulls in scipy.signal
-and numba) and 1.7x as long warm (0.27 vs 0.16 CPU s); the STFT power and mel bands alone took
-24 % more CPU through librosa (0.085 vs 0.068 s for 47.55 s: float32 FFTs in cache-sized
-blocks, and each mel band multiplying only its own bins). The analysis, which imports librosa
-anyway, uses the same functions for the same warm gain.
+compare them), because bench/plots_vs_librosa.py shows they pay: `plot_clip` built on librosa's
+took 3.5x as long in a fresh process (importing them pulls in scipy.signal and numba) and 1.7x
+as long warm (float32 FFTs in cache-sized blocks, each mel band multiplying only its own bins).
 """
 
 from __future__ import annotations
@@ -31,16 +27,13 @@ ENVELOPE_WIDTH = 1000  # columns of a waveform envelope: a plot lane's pixels (1
 
 @runtime_checkable
 class AudioLike(Protocol):
-    """What the plots need from a clip: `audio.Clip` is one; so is any object with these two.
-
-    A clip may also carry ``request``, ``seed`` and ``offline``, which titles and notices use.
-    """
+    """What the plots need from a clip (`audio.Clip` is one); ``request``, ``seed`` and ``offline``
+    are used for titles and notices when present."""
 
     samples: np.ndarray  # (channels, frames)
     sample_rate: int
 
 
-# ----- computing ---------------------------------------------------------------------------
 def channels_first(samples: Any) -> np.ndarray:
     """Samples as float32 (channels, frames): the one orientation rule of `Clip`, plots and analysis.
 
@@ -133,11 +126,7 @@ def mel_to_hz(mel: Any) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """The (n_mels, 1 + n_fft // 2) float32 filterbank of ``librosa.filters.mel`` (Slaney, 0 Hz to Nyquist).
-
-    The same formula as librosa's (a test checks they agree), written out because importing
-    ``librosa.filters`` pulls in scipy.signal and numba: about 1 s, the whole budget of a first plot.
-    """
+    """The (n_mels, 1 + n_fft // 2) float32 filterbank of ``librosa.filters.mel`` (Slaney, 0 Hz-Nyquist)."""
     edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
     bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
@@ -151,11 +140,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def mel_bands(sample_rate: int, n_fft: int, n_mels: int) -> tuple[tuple[int, int, np.ndarray], ...]:
-    """Per band of `mel_filterbank`, the bins where its weights are not zero: (first, end, weights).
-
-    Each band covers a few neighbouring bins: multiplying those alone is 10x faster than the
-    dense (n_mels x bins) product.
-    """
+    """Per band of `mel_filterbank`, its non-zero bins (first, end, weights): 10x faster than dense."""
     bands = []
     for weights in mel_filterbank(sample_rate, n_fft, n_mels):
         nonzero = np.flatnonzero(weights)
@@ -173,12 +158,9 @@ def hann(n_fft: int) -> np.ndarray:
 
 
 def power_spectrogram(mono: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """|STFT|² of a mono signal, (frames, 1 + n_fft // 2), with ``librosa.stft``'s framing.
-
-    Frames are centred with zero padding (``center=True, pad_mode="constant"``) and windowed
-    with a periodic Hann window. They are rows (the transpose of librosa's layout), so per-frame
-    sums run over contiguous memory. float32 FFTs in blocks that stay in cache: about twice as
-    fast as one call on all frames, or as ``librosa.stft``.
+    """|STFT|² of a mono signal, (frames, 1 + n_fft // 2), framed as ``librosa.stft`` (``center=True,
+    pad_mode="constant"``, periodic Hann). Frames are rows (librosa's transpose), so per-frame sums
+    run over contiguous memory.
     """
     padded = np.pad(np.asarray(mono, dtype=np.float32), n_fft // 2)
     if padded.size < n_fft:
@@ -206,11 +188,7 @@ def mel_power(power: np.ndarray, sample_rate: int, *, n_mels: int = 128) -> np.n
 def mel_spectrogram(
     samples: np.ndarray, sample_rate: int, *, n_mels: int = 128, hop_length: int = 512, n_fft: int = 2048
 ) -> MelSpectrogram:
-    """The mel spectrogram of the channels' mix, as ``librosa.feature.melspectrogram`` then dB.
-
-    Frames are centred with zero padding (librosa's ``center=True, pad_mode="constant"``),
-    windowed with a periodic Hann window, power 2, Slaney mel bands from 0 Hz to Nyquist.
-    """
+    """The mel spectrogram of the channels' mix, as ``librosa.feature.melspectrogram`` then dB."""
     samples = channels_first(samples)
     mono = samples.mean(axis=0, dtype=np.float32) if samples.shape[0] > 1 else samples[0]
     power = power_spectrogram(mono, n_fft=n_fft, hop_length=hop_length)
