@@ -216,7 +216,7 @@ def _figure(
 def plot_waveform(clip: Audio, title: str | None = None) -> Figure:
     """The waveform, one lane per channel, time in seconds. Accepts a Clip or (samples, rate)."""
     samples, rate, source = audio_arrays(clip)
-    title = _title_text(title, source)
+    title = describe(source) if title is None else title
     channels = samples.shape[0]
     figure, grid = _figure(
         0.6 + 1.1 * channels, channels, 1, titled=bool(title), sources=[source], hspace=0.08
@@ -236,7 +236,7 @@ def plot_spectrogram(
     `centroid=True` draws the spectral centroid (the brightness) over time on it.
     """
     samples, rate, source = audio_arrays(clip)
-    title = _title_text(title, source)
+    title = describe(source) if title is None else title
     figure, grid = _figure(
         3.2, 1, 2, titled=bool(title), sources=[source], width_ratios=[1, 0.02], wspace=0.02
     )
@@ -265,7 +265,7 @@ def plot_clip(
     `centroid=True` draws the spectral centroid (the brightness) over the spectrogram.
     """
     samples, rate, source = audio_arrays(clip)
-    title = _title_text(title, source)
+    title = describe(source) if title is None else title
     channels = samples.shape[0]
     figure, grid = _figure(
         1.0 + 0.9 * channels + 2.6,
@@ -523,10 +523,6 @@ def _draw_grid(
             ax.set_xlabel("")
     colorbar = figure.colorbar(image, cax=figure.add_subplot(grid[:rows, columns], label="colorbar"))
     colorbar.set_label("dB")
-
-
-def _title_text(title: str | None, source: Any) -> str:
-    return title if title is not None else describe(source)
 
 
 def _title(figure: Figure, title: str) -> None:

@@ -19,10 +19,6 @@ from ..settings import setting
 from ..state import state_dir, write_private
 
 
-def default_key_file() -> Path:
-    return state_dir() / "local-endpoint.key"
-
-
 def load_or_create_api_key(key_file: Path) -> tuple[str, str]:
     """The key and where it came from (for the banner, which never shows the key)."""
     key = setting(LOCAL_SERVER_KEY_ENV)
@@ -82,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     from .pipeline import load_generator
 
     try:
-        api_key, key_source = load_or_create_api_key(arguments.api_key_file or default_key_file())
+        api_key, key_source = load_or_create_api_key(
+            arguments.api_key_file or state_dir() / "local-endpoint.key"
+        )
         check_api_key(api_key)
     except (FlexAudioError, ValueError) as exc:  # messages name where the key is, never the key
         sys.exit(f"error: {exc}")

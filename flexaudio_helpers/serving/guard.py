@@ -45,7 +45,7 @@ class RateLimitedLog:
         self.logger.warning("%s%s", message, f" ({folded} more like it not logged)" if folded else "")
 
 
-def connection_cap(reserve: int = DESCRIPTORS_KEPT) -> int:
+def connection_cap() -> int:
     """The most connections to hold open: the descriptor limit less those in use and a reserve."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
@@ -54,7 +54,7 @@ def connection_cap(reserve: int = DESCRIPTORS_KEPT) -> int:
         in_use = len(os.listdir("/proc/self/fd"))
     except OSError:  # not Linux: assume the model's files and libraries hold a few dozen
         in_use = 64
-    return max(8, soft - in_use - reserve)
+    return max(8, soft - in_use - DESCRIPTORS_KEPT)
 
 
 def guarded_protocol(max_connections: int, header_timeout: float = HEADER_TIMEOUT) -> type[H11Protocol]:

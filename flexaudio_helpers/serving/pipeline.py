@@ -37,7 +37,6 @@ from .speed import (
     SpeedReport,
     choose_speed_options,
     compile_transformer,
-    default_dtype,
     dtype_name,
     full_precision_copy,
     hand_conditioning_to_transformer,
@@ -90,11 +89,6 @@ def pick_device() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
-
-
-def pick_dtype(device: str) -> torch.dtype:
-    """Half precision on GPUs (the diffusers recipe uses fp16), fp32 on the CPU."""
-    return default_dtype(device)
 
 
 class AudioGenerator:
@@ -246,7 +240,7 @@ class AudioGenerator:
             raise InvalidParameters(f"count: {count!r}; allowed: {allowed}", field="count", allowed=allowed)
         resolved = self.resolve(request)
         seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
-        waveform = None
+        waveform = level = None
         if source is not None:
             waveform = source_waveform(source, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
             level = check_level(
@@ -261,10 +255,7 @@ class AudioGenerator:
             )
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            if waveform is None:
-                clips = call_pipeline(self.pipeline, resolved, seeds, progress)
-            else:
-                clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
+            clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
         seconds = time.perf_counter() - started
         return [
             GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
@@ -368,28 +359,19 @@ def load_generator(
     """
     device = device or pick_device()
     options = options or choose_speed_options(device, dtype=dtype, **speed_overrides)
+    offline = model == OFFLINE_MODEL_NAME or (Path(model).is_dir() and is_offline_folder(model))
     if model == OFFLINE_MODEL_NAME:
-        log.info(OFFLINE_NOTICE)  # the server prints it; a warning would be a stderr box in notebooks
-        return AudioGenerator(
-            build_offline_pipeline(),
-            model_name=OFFLINE_MODEL_NAME,
-            offline=True,
-            device=device,
-            options=options,
-        )
+        pipeline = build_offline_pipeline()
+    else:
+        from diffusers import StableAudioPipeline
 
-    from diffusers import StableAudioPipeline
-
-    offline = Path(model).is_dir() and is_offline_folder(model)
-    try:
-        # Loaded in fp32 (the hub weights' dtype): the text encoder stays fp32, the rest is cast.
-        pipeline = StableAudioPipeline.from_pretrained(
-            model,
-            dtype=torch.float32,
-            token=token or setting("HF_TOKEN"),
-        )
-    except Exception as exc:  # hub errors come in many types; all mean "could not load"
-        raise ModelLoadError(_load_hint(model, exc)) from None
+        try:
+            # Loaded in fp32 (the hub weights' dtype): the text encoder stays fp32, the rest is cast.
+            pipeline = StableAudioPipeline.from_pretrained(
+                model, dtype=torch.float32, token=token or setting("HF_TOKEN")
+            )
+        except Exception as exc:  # hub errors come in many types; all mean "could not load"
+            raise ModelLoadError(_load_hint(model, exc)) from None
     if offline:
         log.info(OFFLINE_NOTICE)  # the server prints it; a warning would be a stderr box in notebooks
     return AudioGenerator(pipeline, model_name=model, offline=offline, device=device, options=options)

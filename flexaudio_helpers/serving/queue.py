@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from ..params import GenerationRequest
 from .pipeline import GeneratedAudio, Progress
 
-# generate(request, progress): progress(done, total) is called after each denoising step.
 Generate = Callable[[GenerationRequest, Progress], GeneratedAudio]
 
 
