@@ -28,7 +28,7 @@ from flexaudio_helpers.deploy import (
     store,
 )
 from flexaudio_helpers.deploy.flexai_cli import INSTALL_COMMAND
-from flexaudio_helpers.deploy.flexai_output import subcommands, table_has
+from flexaudio_helpers.deploy.flexai_output import subcommands, table_lookup
 from flexaudio_helpers.errors import (
     ApiKeyNotFound,
     CLINotFound,
@@ -318,5 +318,5 @@ def test_parsers_tolerate_the_documented_shapes():
     assert subcommands(" inspect  x\n") == {"inspect"}
     urfave_help = "COMMANDS:\n   serve, s   Serve\n   delete   Delete\n\nOPTIONS:\n"
     assert subcommands(urfave_help) == {"serve", "delete"}
-    assert table_has("NAME │ CREATED\nMY_HF_TOKEN │ now", "MY_HF_TOKEN")
-    assert not table_has("NAME │ CREATED\nMY_HF_TOKEN_2 │ now", "MY_HF_TOKEN")
+    assert table_lookup("NAME │ CREATED\nMY_HF_TOKEN │ now", "MY_HF_TOKEN") == "yes"
+    assert table_lookup("NAME │ CREATED\nMY_HF_TOKEN_2 │ now", "MY_HF_TOKEN") == "no"

@@ -89,21 +89,16 @@ def connect(target: str = "auto", *, echo: bool = True) -> Deployment:
 
 def _detect(echo: bool) -> Deployment:
     if not find_cli():
-        local = LocalDeployment(echo=echo)
-        local.reason = (
-            f"this machine, because the flexai CLI is not installed (to use FlexAI: {INSTALL_COMMAND}, "
-            f"then `{LOGIN_COMMAND}`)."
-        )
-        return local
-    flexai = FlexAIDeployment(echo=echo)
-    logged_in, why = flexai.cli.logged_in()
-    if logged_in:
-        flexai.reason = f"FlexAI, because the flexai CLI is installed and logged in ({why})."
-        return flexai
+        why = f"is not installed (to use FlexAI: {INSTALL_COMMAND}, then `{LOGIN_COMMAND}`)"
+    else:
+        flexai = FlexAIDeployment(echo=echo)
+        logged_in, said = flexai.cli.logged_in()
+        if logged_in:
+            flexai.reason = f"FlexAI, because the flexai CLI is installed and logged in ({said})."
+            return flexai
+        why = f"is not logged in ({said}; run `{LOGIN_COMMAND}` for FlexAI)"
     local = LocalDeployment(echo=echo)
-    local.reason = (
-        f"this machine, because the flexai CLI is not logged in ({why}; run `{LOGIN_COMMAND}` for FlexAI)."
-    )
+    local.reason = f"this machine, because the flexai CLI {why}."
     return local
 
 

@@ -1,11 +1,4 @@
-"""The one interface both targets offer, so a notebook cell reads the same for FlexAI and local.
-
-deployment.create_secret("MY_HF_TOKEN", token)
-endpoint = deployment.serve("stable-audio-open", hf_token_secret="MY_HF_TOKEN")
-endpoint = deployment.wait_until_ready("stable-audio-open")
-clip = endpoint.client().generate("Rain on a tin roof", audio_end_in_s=5.0)
-deployment.delete("stable-audio-open")
-"""
+"""The one interface both targets offer, so a notebook cell reads the same for FlexAI and local."""
 
 from __future__ import annotations
 

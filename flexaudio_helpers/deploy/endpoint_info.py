@@ -57,8 +57,6 @@ class Endpoint:
             f"target={self.target!r}, model={self.model!r})"
         )
 
-    __str__ = __repr__
-
     def require_url(self) -> str:
         """The URL, or a clear error when the endpoint has none yet."""
         if not self.url:

@@ -1,16 +1,10 @@
 """The FlexAI target: the deployment verbs (secrets, serve, inspect, logs, stop, scale, delete) as
 ``flexai`` commands, each checked afterwards rather than trusted on its exit code.
 
-Commands run through `flexai_cli.FlexAICLI` (argument lists, shown masked) and their output is
-read by `flexai_output`. The endpoint's API key, printed once by ``serve``, is captured from its
-output as it streams and saved at once (mode 0600); it is never printed. Every surprise ends in an
-error that says what to do:
-
-- ``delete`` and ``stop`` are checked afterwards with ``inspect``/``list`` (`flexai_checks`); the
-  saved key is forgotten only once the endpoint is really gone.
-- A key found anywhere in ``serve``'s output (stdout or stderr, a table, colours, another label)
-  is saved before anything else, even when ``serve`` fails or never exits.
-- ``list`` tables with truncated cells count as "maybe", settled by ``inspect``.
+Commands run through `flexai_cli.FlexAICLI` and their output is read by `flexai_output`. The
+endpoint's API key, printed once by ``serve``, is saved (mode 0600) the moment it appears in the
+output, even when ``serve`` then fails; it is never printed. Every surprise ends in an error that
+says what to do.
 """
 
 from __future__ import annotations

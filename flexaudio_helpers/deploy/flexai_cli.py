@@ -158,26 +158,21 @@ class FlexAICLI:
 
         while True:
             finished = process.poll() is not None
-            if finished:
+            now = time.monotonic()
+            stopped = not finished and (now - started >= timeout or (key and now - key_seen >= grace))
+            if stopped:
+                _end(process)
+            if finished or stopped:
                 reader.join(timeout=10)
                 process.stdout.close()
             text = b"".join(chunks).decode(errors="replace")
             if key is None:
                 # While it runs, only whole lines (a key cut mid-line must not be saved half) and
                 # only labelled keys: an unlabelled UUID counts only once the command has succeeded.
-                whole_lines = text if finished else text[: text.rfind("\n") + 1]
+                whole_lines = text if finished or stopped else text[: text.rfind("\n") + 1]
                 found(find_api_key(whole_lines, lone_uuid=finished and process.returncode == 0))
-            if finished:
-                return process.returncode, text, key
-            now = time.monotonic()
-            if now - started >= timeout or (key and now - key_seen >= grace):
-                _end(process)
-                reader.join(timeout=10)
-                process.stdout.close()
-                text = b"".join(chunks).decode(errors="replace")
-                if key is None:
-                    found(find_api_key(text, lone_uuid=False))
-                return None, text, key
+            if finished or stopped:
+                return (None if stopped else process.returncode), text, key
             time.sleep(0.05)
 
     def _gone(self) -> CLINotFound:
@@ -210,8 +205,8 @@ class FlexAICLI:
         Judged by what it says, not only its exit code: it may exit 0 with "Not authenticated".
         """
         result = self.run("auth", "status", combine=True, check=False, timeout=60)
-        answer = mask_tokens(self.mask(strip_ansi(result.stdout or ""))).strip()
-        said = " ".join(answer.split())[:200] or "(nothing)"
+        answer = self.mask_output(result.stdout or "")
+        said = " ".join(answer.split())[:200]
         if result.returncode != 0:
             return False, f"`flexai auth status` exited {result.returncode} and said: {said}"
         if LOGGED_OUT_WORDS.search(answer):

@@ -48,11 +48,6 @@ def table_lookup(text: str, name: str) -> str:
     return answer
 
 
-def table_has(text: str, name: str) -> bool:
-    """True when `name` is a whole cell of a text table (``grep -q NAME``, without prefix matches)."""
-    return table_lookup(text, name) == "yes"
-
-
 def non_interactive_flag(help_text: str) -> str | None:
     """The flag that skips a confirmation (``--yes``, ``--force``, ``-y``, ``-f``) if `help_text` lists one.
 

@@ -1,12 +1,10 @@
 """The local target: the same verbs, served by our own endpoint on this machine, and the choice of
 model it serves (the real one when it can run here, else the offline model).
 
-``serve`` starts ``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N``
-fully detached: a tiny launcher starts it in a new session and exits at once, so no kernel is
-ever its parent (it outlives the notebook's kernel, and later notebooks reuse it). The API key
-goes to it in an environment variable, never on the command line; the process id, its start
-time and the port are saved with the key (mode 0600), so ``stop`` ends exactly that process,
-from any kernel. Starting, health checks and ending the process live in `server_process`.
+``serve`` starts ``python -m flexaudio_helpers.serving`` detached (`server_process`), so it
+outlives the kernel and later notebooks reuse it. The API key goes to it in an environment
+variable, never on the command line; the pid, its start time and the port are saved with the key
+(mode 0600), so ``stop`` ends exactly that process, from any kernel.
 """
 
 from __future__ import annotations
@@ -279,15 +277,12 @@ class LocalDeployment(Deployment):
         Raises `DeploymentError` (the record kept) if the process outlives SIGTERM and SIGKILL.
         """
         with state_lock(f"local-{store.check_name(name)}"):
-            self._stop_locked(name)
-
-    def _stop_locked(self, name: str) -> None:
-        record = server_process.recorded(name)
-        if server_process.end_recorded(record):
-            print(f"Stopped {name} (pid {record['pid']}).")
-        elif self.echo:
-            print(f"{name} is not running here.")
-        server_process.remove_server_record(name)
+            record = server_process.recorded(name)
+            if server_process.end_recorded(record):
+                print(f"Stopped {name} (pid {record['pid']}).")
+            elif self.echo:
+                print(f"{name} is not running here.")
+            server_process.remove_server_record(name)
 
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""

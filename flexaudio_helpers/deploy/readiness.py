@@ -1,11 +1,8 @@
 """Waiting for an endpoint: poll its status until ``running``, then prove it with one request.
 
 Even at ``running`` a FlexAI endpoint may still be loading the 5 GB model, so readiness is
-confirmed by a real (small, cheap) generation, retrying server errors and refused connections.
-
-Every wait ends: at ``running``, at a terminal status (failed, error, rejected, stopped, deleted),
-when the endpoint is being stopped or deleted, at the timeout, or when ``inspect`` keeps failing
-longer than a grace period (it may fail for a while just after ``serve``).
+confirmed by a real (small, cheap) generation. Every wait ends: at ``running``, at a terminal or
+winding-down status, at the timeout, or when ``inspect`` keeps failing past a grace period.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from collections.abc import Callable
 
 import httpx
 
-from ..client import AudioClient
 from ..errors import (
     AuthenticationError,
     CommandFailed,
@@ -123,24 +119,13 @@ def confirm_endpoint(
 ) -> float:
     """Send one small generation until it returns audio; return the seconds it took.
 
-    It goes through `AudioClient` (the same URL handling, key, bounded reading and typed errors)
-    with the client's own retries off: this loop is the longer window (minutes, while a model
+    The client's own retries are off: this loop is the longer window (minutes, while a model
     loads) in which a busy or unreachable endpoint and 5xx answers are tried again. Anything else
-    fails at once with the client's error (`AuthenticationError` for a refused key,
-    `EndpointNotFound` for a missing route, `InvalidAudioResponse` when a 200 carries no audio...).
-    `transport` is handed to the client (tests pass an ``httpx.MockTransport``).
+    fails at once with the client's typed error. `transport` goes to the client (tests' mocks).
     """
     started = time.monotonic()
     last_problem = "no answer yet"
-    # "" rather than None: no key read from elsewhere is sent to this endpoint.
-    client = AudioClient(
-        endpoint.require_url(),
-        endpoint.api_key or "",
-        connect_timeout=30.0,
-        read_timeout=300.0,
-        max_retries=0,
-        transport=transport,
-    )
+    client = endpoint.client(connect_timeout=30.0, read_timeout=300.0, max_retries=0, transport=transport)
     with client:
         while time.monotonic() - started < timeout:
             show("confirming with a 1 s test generation")
