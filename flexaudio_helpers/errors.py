@@ -50,7 +50,6 @@ class InvalidParameters(HTTPError, ValueError):
         server_message: str | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code, server_message=server_message)
-        self.message = message
         self.field = field
         self.value = value
         self.allowed = allowed

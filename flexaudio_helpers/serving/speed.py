@@ -192,13 +192,9 @@ def place_pipeline(pipeline: Any, options: SpeedOptions, device: str) -> None:
 
 
 def hand_conditioning_to_transformer(pipeline: Any) -> None:
-    """Make the projection model's outputs leave it in the transformer's dtype.
-
-    The text encoder and projection model stay fp32 while the transformer and VAE may run in half
-    precision. `StableAudioPipeline.__call__` passes the projection's output straight to the
-    transformer and draws its latents in that output's dtype, so without this cast a half-precision
-    transformer gets fp32 inputs and fails. Call once per pipeline.
-    """
+    """Make the (fp32) projection model's outputs leave it in the transformer's dtype: the pipeline
+    passes them straight to the transformer and draws its latents in their dtype, so a half-precision
+    transformer would get fp32 inputs and fail. Call once per pipeline."""
 
     def cast_to_transformer_dtype(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
         dtype = pipeline.transformer.dtype  # read at each call: a fallback to fp32 changes it
