@@ -66,6 +66,7 @@ def test_fp32_gives_exactly_the_diffusers_pipelines_audio(plain):
     np.testing.assert_array_equal(ours.samples, expected.numpy())
 
 
+@pytest.mark.slow  # torch.compile on a CPU takes tens of seconds
 def test_compiled_transformer_gives_the_same_audio(plain):
     _, expected = plain
     graphs = []
@@ -89,6 +90,7 @@ def _no_compiler(graph, example_inputs):
     raise RuntimeError("no C++ compiler on this machine")
 
 
+@pytest.mark.slow  # a pipeline of its own
 def test_compile_failure_falls_back_to_eager(plain):
     _, expected = plain
     generator = load_generator(
@@ -112,6 +114,7 @@ def test_half_precision_runs_the_transformer_and_vae_only():
     assert generator.describe()["dtype"] == "bfloat16"
 
 
+@pytest.mark.slow  # a pipeline of its own, warmed up twice
 def test_half_precision_overflow_falls_back_to_fp32():
     pipeline = build_offline_pipeline()
     # The last decoder layer now outputs ~1e6 (undoing the offline model's quiet output gain first):
