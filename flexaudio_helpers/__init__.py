@@ -54,6 +54,7 @@ _PUBLIC = {
     "pick_device": "serving.pipeline",
     "save_offline_model": "serving.offline_model",
     "generate_here": "inprocess",
+    "variations_here": "inprocess",
     # errors a notebook catches
     "FlexAudioError": "errors",
     "InvalidParameters": "errors",
@@ -92,7 +93,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .deploy.local import choose_model, huggingface_login
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
-    from .inprocess import generate_here
+    from .inprocess import generate_here, variations_here
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.offline_model import save_offline_model

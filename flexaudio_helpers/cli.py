@@ -3,6 +3,8 @@ notebooks.
 
     flexaudio serve                                # the notebooks' endpoint, on FlexAI or here
     flexaudio generate "Rain on a tin roof" -o rain.wav --seconds 10 --steps 200 --seed 42
+    flexaudio generate "Rain on a tin roof" -o rain.wav --variations 4     # rain-1.wav .. rain-4.wav
+    flexaudio generate "Heavy rain" -o heavy.wav --init-audio rain.wav --init-noise-level 2
     flexaudio batch prompts.jsonl -o clips/        # progress bar, clips/manifest.jsonl
     flexaudio plot rain.wav -o rain.png
     flexaudio analyze rain.wav [--json]            # loudness, tempo, brightness; the prompt checked
@@ -40,6 +42,7 @@ from .errors import (
 )
 from .files import atomic_writer
 from .inputs import as_request
+from .params import MAX_VARIATIONS, check_count
 from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
 from .redact import display_url, mask_values
 from .settings import resolve, setting
@@ -53,6 +56,8 @@ PARAMETER_FLAGS = {
     "negative": "negative_prompt",
     "seed": "seed",
 }
+# The generate command's other flags, for its error messages.
+GENERATE_FLAGS = {"init-noise-level": "init_noise_level", "init-audio": "init_audio", "variations": "count"}
 # The library's Python spellings in its messages, as this command's flags.
 PYTHON_TO_FLAGS = {
     "AudioClient(read_timeout=...)": "--timeout SECONDS",
@@ -128,14 +133,30 @@ def _describe(clip: Clip, path: Path) -> str:
 
 
 # ----- commands ------------------------------------------------------------------------------
+def variation_paths(output: Path, count: int) -> list[Path]:
+    """Where ``--variations N`` writes: ``rain.wav`` gives ``rain-1.wav`` .. ``rain-N.wav``."""
+    return [output.with_name(f"{output.stem}-{k}{output.suffix}") for k in range(1, count + 1)]
+
+
 def run_generate(args: argparse.Namespace) -> int:
     output = Path(args.output)
     _check_audio_path(output)
     request = as_request(args.prompt, **_parameters(args))  # validated before any network call
+    if args.variations is not None:
+        check_count(args.variations)
+    source = Path(args.init_audio) if args.init_audio else None
+    if source is not None and not source.is_file():
+        raise InputError(f"--init-audio {source}: no such file")
+    options = {"init_audio": source, "init_noise_level": args.init_noise_level}
     with _client(args) as client:
-        clip = client.generate(request)
-    clip.save(output)
-    print(_describe(clip, output))
+        if args.variations is None:
+            clips, paths = [client.generate(request, **options)], [output]
+        else:
+            clips = client.variations(request, args.variations, **options)
+            paths = variation_paths(output, args.variations)
+    for clip, path in zip(clips, paths, strict=True):
+        clip.save(path)
+        print(_describe(clip, path))
     return 0
 
 
@@ -367,6 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", parents=[parameters, endpoint], help="generate one clip")
     generate.add_argument("prompt")
     generate.add_argument("-o", "--output", required=True, help="the .wav or .flac file to write")
+    generate.add_argument(
+        "--variations",
+        type=int,
+        metavar="N",
+        help=f"N clips (1-{MAX_VARIATIONS}) with seeds S..S+N-1 (S: --seed, else drawn), written as "
+        "OUTPUT-1.wav .. OUTPUT-N.wav",
+    )
+    generate.add_argument(
+        "--init-audio",
+        metavar="FILE",
+        help="audio-to-audio: start from this clip (at most 47.55 s; our local endpoint only)",
+    )
+    generate.add_argument(
+        "--init-noise-level",
+        type=float,
+        metavar="X",
+        help="noise over --init-audio, above 0.3 up to 500 (default 1; higher keeps less of it)",
+    )
     generate.set_defaults(run=run_generate)
 
     batch = commands.add_parser(
@@ -436,6 +475,11 @@ def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: b
     if flags:  # "parameters.audio_end_in_s=99 is not allowed" -> "--seconds 99 is not allowed"
         for flag, name in PARAMETER_FLAGS.items():
             text = text.replace(f"parameters.{name}=", f"--{flag} ")
+        for flag, name in GENERATE_FLAGS.items():
+            text = text.replace(f"parameters.{name}=", f"--{flag} ").replace(
+                f"parameters.{name}: ", f"{name}: "
+            )
+            text = text.replace(f"{name}: ", f"--{flag}: ")
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
     return mask_values(text, resolve(*names).values())  # wherever the key came from: env or .env
 

@@ -12,6 +12,11 @@ line, an exception or a URL. Like httpx's ``Client``, it takes a ``transport=`` 
 
     with AudioClient() as client:  # INFERENCE_URL / INFERENCE_API_KEY, or a .env file
         clip = client.generate("Rain on a tin roof", audio_end_in_s=5.0, seed=1)
+        takes = client.variations("Rain on a tin roof", 4, audio_end_in_s=5.0)  # seeds s..s+3
+        again = client.generate("Rain on a tin roof", init_audio=clip, init_noise_level=2.0)
+
+Audio-to-audio (``init_audio``) is this project's extension of the FlexServe API: it runs on
+our local endpoint (and in this process: `inprocess`), which lists it in ``GET /v1/models``.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shlex
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from . import __version__, apis
+from . import __version__, apis, init_audio
 from .audio import Clip
 from .batch import BatchResult, generate_many
 from .errors import (
@@ -35,15 +42,25 @@ from .errors import (
     EndpointNotFound,
     GenerationFailed,
     GenerationTimeout,
+    UnsupportedParameter,
 )
 from .inputs import as_request
-from .params import CHANNELS, MAX_AUDIO_SECONDS
+from .params import (
+    ALLOWED,
+    CHANNELS,
+    MAX_AUDIO_SECONDS,
+    MAX_SEED,
+    RANDOM_SEED_LIMIT,
+    GenerationRequest,
+    check_count,
+)
 from .protocol import (
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
     INFERENCE_API_ENV,
     INFERENCE_API_KEY_ENV,
     INFERENCE_URL_ENV,
+    INIT_AUDIO_EXTENSION,
     MODELS_ROUTE,
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
@@ -64,6 +81,8 @@ MAX_DECODED_SAMPLES = int(2 * CHANNELS * 48_000 * MAX_AUDIO_SECONDS)
 EXTRA_SECONDS = 120.0  # the overall deadline per request: read_timeout plus this, unless given
 KEY_ADVICE = f"check the key ({INFERENCE_API_KEY_ENV}, or the api_key given) belongs to this endpoint"
 NO_KEY_ADVICE = f"no API key was sent: pass api_key=... or set {INFERENCE_API_KEY_ENV} (environment or .env)"
+# Variations in flight at once: one generating while the next is sent (the endpoint runs one at a time).
+VARIATIONS_CONCURRENCY = 2
 # What a bearer key may hold: visible ASCII (anything else cannot be sent in an HTTP header).
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
@@ -162,6 +181,8 @@ class AudioClient:
         self._http = httpx.Client(
             timeout=timeout, headers=headers, follow_redirects=False, transport=transport
         )
+        self._extensions: frozenset[str] | None = None  # read from GET /v1/models when first needed
+        self._extensions_lock = threading.Lock()
 
     # ----- plumbing --------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -248,22 +269,120 @@ class AudioClient:
         return httpx.Response(response.status_code, headers=kept, content=content, request=request)
 
     # ----- the API ---------------------------------------------------------------------------
-    def generate(self, prompt_or_request: Any, /, **parameters: Any) -> Clip:
+    def generate(
+        self,
+        prompt_or_request: Any,
+        /,
+        *,
+        init_audio: Any = None,
+        init_noise_level: float | None = None,
+        **parameters: Any,
+    ) -> Clip:
         """Generate one clip from a prompt (with keyword parameters), a body dict or a request.
 
         The request is validated before anything is sent. The clip holds the request, the seed
         the endpoint used (``X-Seed``) and its timings: ``request`` (wall clock, retries
         included), ``generation`` and ``queue`` (from the endpoint).
 
+        Audio-to-audio: `init_audio` (a `Clip`, an audio file path or a ``(samples, rate)`` pair,
+        at most 47.55 s) is where denoising starts, under `init_noise_level` of noise (above 0.3
+        up to 500, default 1.0; higher keeps less of the source). It is sent as 16-bit FLAC, and
+        only to an endpoint whose ``GET /v1/models`` lists the ``init_audio`` extension (our local
+        endpoint); the clip's request records the level, not the audio.
+
         Raises `InvalidParameters` (naming the field: refused locally, or HTTP 400/413/422),
-        `AuthenticationError` (401/403), `EndpointNotFound` (404/405), `EndpointUnavailable`
-        (busy or unreachable after the retries), `GenerationTimeout` (no answer within
-        `read_timeout`, or still sending after `total_timeout`), `GenerationFailed` (500, a
-        redirect, another status), `ResponseTooLarge`, `InvalidAudioResponse` (not audio, or
-        truncated), `InvalidResponse` (a bad ``X-Seed``) and, with ``api="auto"``,
+        `UnsupportedParameter` (audio-to-audio on an endpoint without the extension, before the
+        generation is sent), `AuthenticationError` (401/403), `EndpointNotFound` (404/405),
+        `EndpointUnavailable` (busy or unreachable after the retries), `GenerationTimeout` (no
+        answer within `read_timeout`, or still sending after `total_timeout`), `GenerationFailed`
+        (500, a redirect, another status), `ResponseTooLarge`, `InvalidAudioResponse` (not audio,
+        or truncated), `InvalidResponse` (a bad ``X-Seed``) and, with ``api="auto"``,
         `EndpointNotConfigured` (``/v1/models`` does not show one API). All are `FlexAudioError`s.
         """
+        return self._send(self._prepare(prompt_or_request, init_audio, init_noise_level, parameters))
+
+    def variations(self, prompt_or_request: Any, count: int, /, **parameters: Any) -> list[Clip]:
+        """`count` (1 to `params.MAX_VARIATIONS`) clips of one request; clip k has seed base + k.
+
+        The base is the request's seed, else one drawn here (logged, and clip 0's seed). Each
+        variation is a request of its own, `VARIATIONS_CONCURRENCY` (2) in flight at a time,
+        and each clip records its seed, so any one replays alone: our endpoint runs requests one
+        at a time, so variation k is the same samples as a single request with its seed. (In one
+        pipeline call, `AudioGenerator.variations`, that holds in bf16; in fp32 it differs by up
+        to 2e-8.) The same call with the same seed gives the same clips. Takes what `generate`
+        takes, ``init_audio`` and ``init_noise_level`` included; everything is checked before
+        anything is sent.
+
+        Raises what `generate` raises (the first failure, once every variation has finished), and
+        `InvalidParameters` naming ``count`` for a count out of range.
+        """
+        check_count(count)
+        source = parameters.pop("init_audio", None)
+        level = parameters.pop("init_noise_level", None)
+        request = self._prepare(prompt_or_request, source, level, parameters)
+        base = request.parameters.seed
+        if base is None:
+            base = secrets.randbelow(RANDOM_SEED_LIMIT)
+            log.info("variations: seeds %d to %d (drawn)", base, base + count - 1)
+        requests = [request.with_parameters(seed=(base + k) % (MAX_SEED + 1)) for k in range(count)]
+        for each in requests:
+            self.api.body(each)  # what this API cannot say is refused before the first is sent
+        results = generate_many(self._send, requests, concurrency=VARIATIONS_CONCURRENCY, progress=False)
+        for result in results:
+            if not result.ok:
+                raise result.error
+        return [result.clip for result in results]
+
+    def _prepare(
+        self, prompt_or_request: Any, source: Any, level: float | None, parameters: dict[str, Any]
+    ) -> GenerationRequest:
+        """The request to send, validated; with a source, encoded into it (after the endpoint
+        was checked to take one)."""
+        if level is not None:
+            parameters = {**parameters, "init_noise_level": level}
         request = as_request(prompt_or_request, **parameters)
+        if source is not None:
+            request = request.with_parameters(init_audio=init_audio.encode(source))
+        request = request.for_source(request.parameters.init_audio is not None)
+        if request.parameters.init_audio is not None:
+            self._check_init_audio()
+        return request
+
+    def _check_init_audio(self) -> None:
+        """Raise `UnsupportedParameter` unless the endpoint lists the ``init_audio`` extension."""
+        refusal = (
+            "init_audio: audio-to-audio runs on this project's local endpoint (flexaudio serve, or "
+            "python -m flexaudio_helpers.serving) or in this process (generate_here) only: "
+        )
+        if self.api.name != apis.FLEXSERVE:
+            raise UnsupportedParameter(
+                refusal + f"{self.api.label}'s API does not document it; nothing was sent",
+                field="init_audio",
+                allowed=ALLOWED["init_audio"],
+            )
+        with self._extensions_lock:
+            if self._extensions is None:
+                try:
+                    cards = self.models().get("data")
+                except EndpointNotFound:  # FlexAI's FlexServe documents no /v1/models
+                    cards = None
+                self._extensions = frozenset(
+                    extension
+                    for card in (cards if isinstance(cards, list) else [])
+                    if isinstance(card, dict) and isinstance(card.get("extensions"), list)
+                    for extension in card["extensions"]
+                    if isinstance(extension, str)
+                )
+        if INIT_AUDIO_EXTENSION not in self._extensions:
+            raise UnsupportedParameter(
+                refusal + f"{display_url(self.url)} does not list the {INIT_AUDIO_EXTENSION!r} extension in "
+                f"GET {MODELS_ROUTE} (FlexAI's FlexServe API does not document it); nothing was sent",
+                field="init_audio",
+                allowed=ALLOWED["init_audio"],
+            )
+
+    def _send(self, request: GenerationRequest) -> Clip:
+        """POST one prepared request; the clip records it without its source's audio."""
         body = self.api.body(request)
         started = time.perf_counter()
         response = self._call("POST", self.api.route, body, advice=apis.not_found_advice(self.api))
@@ -272,6 +391,8 @@ class AudioClient:
             value = header_number(response, header)
             if value is not None:
                 timings[key] = value
+        if request.parameters.init_audio is not None:
+            request = request.with_parameters(init_audio=None)
         return Clip.from_bytes(
             response.content,
             request=request,

@@ -56,6 +56,11 @@ class InvalidParameters(HTTPError, ValueError):
         self.problems = problems or ([(field, message)] if field else [])
 
 
+class UnsupportedParameter(InvalidParameters):
+    """A parameter this endpoint's API does not take (e.g. ``init_audio`` beyond our local
+    endpoint), refused before anything was sent."""
+
+
 class AuthenticationError(HTTPError):
     """The endpoint refused the API key (HTTP 401/403), or the key cannot be sent."""
 

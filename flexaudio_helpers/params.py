@@ -4,10 +4,17 @@ A FlexServe text-to-audio request body is ``{"inputs": prompt, "parameters": {..
 parameter names are diffusers' `StableAudioPipeline` keywords plus ``seed``. Both sides
 validate with `GenerationRequest`, so an error means the same thing everywhere, and
 `GenerationRequest.to_body()` gives exactly the JSON of the FlexAI tutorial's examples.
+
+Two fields are this project's extension, not FlexServe's (FlexAI's FlexServe and vLLM-Omni do not
+document audio-to-audio): ``init_audio`` (a source clip, as `init_audio` encodes it) and
+``init_noise_level``. Only our local endpoint accepts them, and says so in ``GET /v1/models``
+(``"extensions": ["init_audio"]``); in this process they are `inprocess.generate_here`'s arguments.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import warnings
 from typing import Any
 
@@ -15,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .errors import InvalidParameters
+from .protocol import sniff_format
 
 MODEL_ID = "stabilityai/stable-audio-open-1.0"
 SAMPLE_RATE = 44_100
@@ -26,7 +34,18 @@ MIN_AUDIO_SECONDS = 2048 / SAMPLE_RATE
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
+RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 MAX_PROMPT_CHARS = 2000  # T5 reads 128 tokens; the cap only guards the server
+MAX_VARIATIONS = 8  # takes of one request per call; in one pipeline call each holds a 47.55 s window
+# Audio-to-audio (our extension): the scheduler's sigma range, CosineDPMSolverMultistepScheduler's
+# config in Stable Audio Open 1.0 (sigma_min 0.3, sigma_max 500); 1.0 keeps the source's shape.
+MIN_INIT_NOISE_LEVEL = 0.3  # excluded: the schedule cannot start at its own end
+MAX_INIT_NOISE_LEVEL = 500.0
+DEFAULT_INIT_NOISE_LEVEL = 1.0
+# 47.55 s of 16-bit stereo at 48 kHz is 9.1 MB as WAV or FLAC (what the client sends, see
+# `init_audio`); the base64 text is 4/3 of that.
+MAX_INIT_AUDIO_BYTES = 10 * 2**20
+MAX_INIT_AUDIO_CHARS = 4 * -(-MAX_INIT_AUDIO_BYTES // 3)
 
 # What each field accepts, in words, for error messages (and the explorer's tooltips).
 ALLOWED = {
@@ -39,7 +58,16 @@ ALLOWED = {
     "guidance_scale": f"a number from 0 to {MAX_GUIDANCE:g}",
     "negative_prompt": f"text of at most {MAX_PROMPT_CHARS} characters",
     "seed": f"an integer from 0 to {MAX_SEED} (2**64 - 1)",
+    "init_audio": f"a WAV or FLAC file of at most {MAX_INIT_AUDIO_BYTES} bytes (10 MiB), as base64, "
+    f"at most {MAX_AUDIO_SECONDS:.2f} s long (our local endpoint's extension)",
+    "init_noise_level": f"a number above {MIN_INIT_NOISE_LEVEL:g} (the scheduler's sigma_min) up to "
+    f"{MAX_INIT_NOISE_LEVEL:g} (its sigma_max), with init_audio",
+    "count": f"an integer from 1 to {MAX_VARIATIONS}",
 }
+EXTENSION_NOTE = (
+    "flexaudio extension, accepted by this project's local endpoint only (its GET /v1/models lists "
+    "'init_audio' under 'extensions'); not part of FlexAI's FlexServe API. "
+)
 
 
 class GenerationParameters(BaseModel):
@@ -53,6 +81,20 @@ class GenerationParameters(BaseModel):
     guidance_scale: float | None = Field(None, ge=0, le=MAX_GUIDANCE)
     negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    init_audio: str | None = Field(
+        None,
+        max_length=MAX_INIT_AUDIO_CHARS,
+        description=EXTENSION_NOTE + "Audio-to-audio: the source clip, " + ALLOWED["init_audio"] + ".",
+    )
+    init_noise_level: float | None = Field(
+        None,
+        gt=MIN_INIT_NOISE_LEVEL,
+        le=MAX_INIT_NOISE_LEVEL,
+        description=EXTENSION_NOTE
+        + f"Noise added to the source (default {DEFAULT_INIT_NOISE_LEVEL:g}; higher keeps less of it): "
+        + ALLOWED["init_noise_level"]
+        + ".",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +131,20 @@ class GenerationParameters(BaseModel):
             )
         return start
 
+    @field_validator("init_audio")
+    @classmethod
+    def _init_audio_is_a_file(cls, text: str | None) -> str | None:
+        # Only the start is decoded here (the magic bytes); the local endpoint decodes the rest.
+        if text is None:
+            return None
+        try:
+            head = base64.b64decode(text[:16], validate=True)
+        except (binascii.Error, ValueError):
+            raise PydanticCustomError("not_base64", "it is not base64 text") from None
+        if sniff_format(head) not in ("WAV", "FLAC"):
+            raise PydanticCustomError("not_wav_or_flac", "it does not start like a WAV or FLAC file")
+        return text
+
 
 class GenerationRequest(BaseModel):
     """A whole request body: the prompt (``inputs``) and its `GenerationParameters`."""
@@ -123,8 +179,38 @@ class GenerationRequest(BaseModel):
         return self.model_dump(exclude_none=True)
 
     def with_parameters(self, **changes: Any) -> GenerationRequest:
-        """A copy with some parameters changed (validated again)."""
+        """A copy with some parameters changed (validated again); None removes one."""
         return self.build(self.inputs, **{**self.parameters.model_dump(exclude_none=True), **changes})
+
+    def for_source(self, has_source: bool) -> GenerationRequest:
+        """This request as audio-to-audio runs it: with a source, its ``init_noise_level`` (the
+        default filled in); without one, refused if it sets a level (`InvalidParameters`)."""
+        level = self.parameters.init_noise_level
+        if has_source:
+            return (
+                self if level is not None else self.with_parameters(init_noise_level=DEFAULT_INIT_NOISE_LEVEL)
+            )
+        if level is not None:
+            raise InvalidParameters(
+                f"parameters.init_noise_level={level} applies to audio-to-audio only: give init_audio too",
+                field="parameters.init_noise_level",
+                value=level,
+                allowed=ALLOWED["init_noise_level"],
+            )
+        return self
+
+
+def check_count(count: Any) -> int:
+    """`count` if it is a number of variations allowed per call, else `InvalidParameters`."""
+    if type(count) is not int or not 1 <= count <= MAX_VARIATIONS:
+        allowed = ALLOWED["count"]
+        raise InvalidParameters(
+            f"count: {count!r} variations is not allowed; allowed: {allowed}",
+            field="count",
+            value=count,
+            allowed=allowed,
+        )
+    return count
 
 
 # vLLM-Omni's Stable Audio request (vllm-project/vllm-omni, vllm_omni/entrypoints/openai/protocol/
@@ -151,6 +237,14 @@ def vllm_omni_body(request: GenerationRequest) -> dict[str, Any]:
             value=parameters.seed,
             allowed=VLLM_OMNI_ALLOWED_SEED,
         )
+    for name in ("init_audio", "init_noise_level"):
+        if getattr(parameters, name) is not None:
+            raise InvalidParameters(
+                f"parameters.{name}: audio-to-audio runs on this project's local endpoint (or in this "
+                "process) only; vLLM-Omni's audio API does not document it",
+                field=f"parameters.{name}",
+                allowed=ALLOWED[name],
+            )
     start, end = parameters.audio_start_in_s, parameters.audio_end_in_s
     if start is not None and end is None:
         raise InvalidParameters(

@@ -31,6 +31,11 @@ GENERATION_SECONDS_HEADER = "X-Generation-Seconds"
 QUEUE_SECONDS_HEADER = "X-Queue-Seconds"
 OFFLINE_HEADER = "X-Offline-Model"  # "true" when the audio is noise from random weights
 
+# Our own additions to the FlexServe API, listed under "extensions" in our GET /v1/models cards:
+# "init_audio" is audio-to-audio (parameters.init_audio and init_noise_level; see `init_audio`).
+INIT_AUDIO_EXTENSION = "init_audio"
+EXTENSIONS = (INIT_AUDIO_EXTENSION,)
+
 
 def error_body(message: str, error_type: str, param: str | None = None) -> dict:
     """The JSON error object our endpoint returns."""

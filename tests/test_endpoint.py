@@ -16,6 +16,7 @@ import soundfile as sf
 from conftest import EXAMPLE_1, start_server, stop_server
 
 from flexaudio_helpers.params import MAX_AUDIO_SECONDS
+from flexaudio_helpers.serving.app import MAX_BODY_BYTES
 
 ROUTE = "/v1/audios/generations"
 
@@ -159,7 +160,7 @@ def test_malformed_and_oversized_bodies(offline_server):
     assert invalid.status_code == 400 and invalid.json()["error"]["param"] == "body"
     not_object = httpx.post(url, content=b"[1, 2]", headers=offline_server.headers())
     assert not_object.status_code == 422
-    huge = httpx.post(url, content=b"x" * 200_000, headers=offline_server.headers())
+    huge = httpx.post(url, content=b"x" * (MAX_BODY_BYTES + 1), headers=offline_server.headers())
     assert huge.status_code == 413
     assert_still_serving(offline_server)
 

@@ -1,7 +1,9 @@
 """The local FlexServe-compatible endpoint: a FastAPI app around an `AudioGenerator`.
 
 Same route, body, bearer auth and WAV response as FlexAI's FlexServe runtime, so every
-notebook and the client work unchanged against either.
+notebook and the client work unchanged against either. One extension of ours, listed in
+``GET /v1/models`` as ``"extensions": ["init_audio"]``: audio-to-audio, the source in the body's
+``parameters.init_audio`` (base64 WAV/FLAC, `init_audio`) beside ``parameters.init_noise_level``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import json
 import logging
 from collections.abc import Awaitable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from typing import TypeVar
 
 import numpy as np
@@ -22,9 +24,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from .. import init_audio
 from ..errors import InvalidParameters
-from ..params import GenerationRequest
+from ..params import MAX_INIT_AUDIO_CHARS, GenerationRequest
 from ..protocol import (
+    EXTENSIONS,
     GENERATION_SECONDS_HEADER,
     GENERATIONS_ROUTE,
     HEALTH_ROUTE,
@@ -42,8 +46,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A 2,000-character prompt and negative prompt, even as \uXXXX escapes, fit well inside this.
-MAX_BODY_BYTES = 64 * 1024
-BODY_TIMEOUT = 30.0  # seconds to send those 64 KB; a client trickling its body is cut off
+TEXT_BODY_BYTES = 64 * 1024
+# A body with an audio-to-audio source (parameters.init_audio) may be this large. It must declare
+# its Content-Length (a chunked body stops at TEXT_BODY_BYTES), and only MAX_SOURCE_UPLOADS are
+# read and decoded at once (about 60 MB each at most: body, text, file and samples).
+MAX_BODY_BYTES = MAX_INIT_AUDIO_CHARS + TEXT_BODY_BYTES
+MAX_SOURCE_UPLOADS = 2
+BODY_TIMEOUT = 60.0  # seconds to send a whole body (14 MB at 2 Mbit/s); a trickling client is cut off
 # What a bearer token may hold (RFC 6750's b64token, plus the other visible ASCII characters).
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
@@ -137,6 +146,7 @@ def create_app(
     """
     check_api_key(api_key)
     queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
+    uploads = asyncio.Semaphore(MAX_SOURCE_UPLOADS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -175,7 +185,49 @@ def create_app(
 
     @app.get(MODELS_ROUTE)
     async def models() -> dict:
-        return {"object": "list", "data": [generator.describe()]}
+        return {"object": "list", "data": [{**generator.describe(), "extensions": list(EXTENSIONS)}]}
+
+    async def _parse_generation(
+        request: Request, limit: int
+    ) -> tuple[GenerationRequest, tuple[np.ndarray, int] | None] | Response:
+        """The validated request (without its source's text) and its source, or the error answer."""
+        try:
+            raw = await _read_capped(request, limit)
+        except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing worth a traceback
+            log.info("client disconnected while sending its request; nothing generated")
+            return error_response(499, "the client disconnected", "client_closed_request")
+        except TimeoutError:
+            return error_response(
+                408, f"the request body took over {BODY_TIMEOUT:g} s to arrive", "request_timeout", "body"
+            )
+        if raw is None:
+            message = f"request body over {limit} bytes"
+            if limit < MAX_BODY_BYTES:
+                message += f" (up to {MAX_BODY_BYTES} with init_audio, sent with a Content-Length)"
+            return error_response(413, message, "request_too_large", "body")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
+        del raw
+        try:
+            generation = GenerationRequest.from_body(body)
+            del body
+            generator.resolve(generation)  # this model's limits, checked before the request waits
+            source = None
+            if generation.parameters.init_audio is not None:
+                source = await asyncio.to_thread(_decode_source, generation)
+                generation = generation.with_parameters(init_audio=None)  # the queue holds samples only
+            else:
+                generation.for_source(False)  # a level alone is refused
+        except InvalidParameters as exc:
+            return error_response(422, str(exc), "invalid_request_error", exc.field)
+        return generation, source
+
+    def _decode_source(generation: GenerationRequest) -> tuple[np.ndarray, int]:
+        source = init_audio.decode(generation.parameters.init_audio, max_seconds=generator.max_seconds)
+        waveform, _ = generator.check_source(generation, source)  # resampled, the level checked
+        return waveform, generator.sample_rate
 
     @app.post(GENERATIONS_ROUTE, response_class=Response)
     async def generate(request: Request):
@@ -186,30 +238,22 @@ def create_app(
                 "authentication_error",
                 **{"WWW-Authenticate": "Bearer"},
             )
-        try:
-            raw = await _read_capped(request, MAX_BODY_BYTES)
-        except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing worth a traceback
-            log.info("client disconnected while sending its request; nothing generated")
-            return error_response(499, "the client disconnected", "client_closed_request")
-        except TimeoutError:
+        declared = request.headers.get("content-length", "")
+        large = declared.isdigit() and int(declared) > TEXT_BODY_BYTES
+        if large and uploads.locked():
             return error_response(
-                408, f"the request body took over {BODY_TIMEOUT:g} s to arrive", "request_timeout", "body"
+                503,
+                f"{MAX_SOURCE_UPLOADS} audio sources are already arriving; retry in a second",
+                "server_busy",
+                **{"Retry-After": "1"},
             )
-        if raw is None:
-            return error_response(
-                413, f"request body over {MAX_BODY_BYTES} bytes", "request_too_large", "body"
-            )
+        async with uploads if large else nullcontext():
+            parsed = await _parse_generation(request, MAX_BODY_BYTES if large else TEXT_BODY_BYTES)
+        if isinstance(parsed, Response):
+            return parsed
+        generation, source = parsed
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
-        try:
-            generation = GenerationRequest.from_body(body)
-            generator.resolve(generation)  # this model's limits, checked before the request waits
-        except InvalidParameters as exc:
-            return error_response(422, str(exc), "invalid_request_error", exc.field)
-        try:
-            result = await _unless_client_leaves(request, queue.submit(generation))
+            result = await _unless_client_leaves(request, queue.submit(generation, source=source))
         except QueueFull as exc:
             return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
         except Exception as exc:
@@ -286,8 +330,13 @@ def document_generation_route(document: dict) -> dict:
         "200": {"description": "The audio (16-bit PCM WAV)", "content": {"audio/wav": {}}},
         "400": error("The body is not valid JSON"),
         "401": error("Missing or wrong API key", **{"WWW-Authenticate": "string"}),
-        "413": error(f"The body is over {MAX_BODY_BYTES} bytes"),
+        "413": error(
+            f"The body is over {TEXT_BODY_BYTES} bytes, or {MAX_BODY_BYTES} with a Content-Length "
+            "(room for parameters.init_audio)"
+        ),
         "422": error("A parameter is invalid; `param` names it"),
-        "503": error("The queue is full; retry later", **{"Retry-After": "integer"}),
+        "503": error(
+            "The queue is full, or two audio sources are arriving; retry later", **{"Retry-After": "integer"}
+        ),
     }
     return document

@@ -17,21 +17,19 @@ stable-audio-tools.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..audio import Clip
-from ..errors import FlexAudioError, InvalidParameters
-from ..spectra import audio_arrays
+from ..errors import InvalidParameters
+from ..init_audio import source_arrays
 
-DEFAULT_INIT_NOISE_LEVEL = 1.0  # the source's shape survives; near the model's sigma_max it does not
+# The source's shape survives at the default level; near sigma_max it does not.
+from ..params import DEFAULT_INIT_NOISE_LEVEL as DEFAULT_INIT_NOISE_LEVEL
 
 
 def source_waveform(source: Any, *, sample_rate: int, max_seconds: float) -> np.ndarray:
@@ -39,29 +37,10 @@ def source_waveform(source: Any, *, sample_rate: int, max_seconds: float) -> np.
 
     `source` is a `Clip`, an audio file path, or a ``(samples, sample_rate)`` pair with samples
     (channels, frames). Other rates are resampled (librosa), mono is widened to stereo. Sources
-    longer than the model's window, or that cannot be decoded, raise `InvalidParameters`.
+    longer than the model's window, or that cannot be decoded, raise `InvalidParameters`
+    (`init_audio.source_arrays`).
     """
-    if isinstance(source, str | os.PathLike):
-        try:
-            source = Clip.load(source)
-        except (RuntimeError, OSError, FlexAudioError) as exc:  # soundfile raises RuntimeErrors
-            raise _invalid(
-                f"cannot decode {Path(source).name!r} as audio ({exc})", "a WAV/FLAC/OGG file"
-            ) from None
-    try:
-        samples, rate, _ = audio_arrays(source)
-    except (TypeError, ValueError) as exc:
-        raise _invalid(str(exc), "a Clip, a file path or a (samples, sample_rate) pair") from None
-    if rate <= 0 or samples.shape[0] not in (1, 2) or samples.shape[1] == 0:
-        raise _invalid(
-            f"{samples.shape[0]} channels, {samples.shape[1]} frames at {rate} Hz",
-            "1 or 2 channels, at least 1 frame, a positive sample rate",
-        )
-    if not np.isfinite(samples).all():
-        raise _invalid("it has NaN or infinite samples", "finite samples")
-    seconds = samples.shape[1] / rate
-    if seconds > max_seconds:
-        raise _invalid(f"{seconds:.2f} s is too long", f"at most {max_seconds:.2f} s (the model's window)")
+    samples, rate = source_arrays(source, max_seconds=max_seconds)
     if rate != sample_rate:
         import librosa  # imported here: it takes seconds, and only audio-to-audio needs it
 
@@ -104,7 +83,3 @@ def starting_at(pipeline: Any, level: float, generators: list[torch.Generator]) 
         yield {"latents": noise * (level / pipeline.scheduler.init_noise_sigma)}
     finally:
         pipeline.scheduler = original
-
-
-def _invalid(problem: str, allowed: str) -> InvalidParameters:
-    return InvalidParameters(f"source: {problem}; allowed: {allowed}", field="source", allowed=allowed)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameters, ModelLoadError
-from ..params import MAX_SEED, GenerationRequest
+from ..params import MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
+from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also the client's limit
 from ..protocol import OFFLINE_NOTICE
 from ..settings import setting
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
@@ -51,9 +52,7 @@ log = logging.getLogger(__name__)
 # The pipeline's own defaults, applied here so the response can report what was used.
 DEFAULT_STEPS = 100
 DEFAULT_GUIDANCE = 7.0
-RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 WARM_UP_STEPS = 2
-MAX_VARIATIONS = 8  # takes per call; each holds a full 47.55 s window until decoded
 
 # progress(done, total): called after each denoising step.
 Progress = Callable[[int, int], None]
@@ -217,8 +216,9 @@ class AudioGenerator:
         leaves the pipeline call.
 
         Audio-to-audio: `source` (a `Clip`, an audio file path, or a ``(samples, sample_rate)``
-        pair) is where denoising starts, under `init_noise_level` of noise (default
-        `DEFAULT_INIT_NOISE_LEVEL`; higher keeps less of the source). See `audio_to_audio`.
+        pair) is where denoising starts, under `init_noise_level` of noise (else the request's
+        ``init_noise_level``, else `DEFAULT_INIT_NOISE_LEVEL`; higher keeps less of the source).
+        See `audio_to_audio`.
         """
         return self.variations(request, 1, progress, source=source, init_noise_level=init_noise_level)[0]
 
@@ -231,28 +231,17 @@ class AudioGenerator:
         source: Any = None,
         init_noise_level: float | None = None,
     ) -> list[GeneratedAudio]:
-        """`count` takes of one request in one pipeline call; take k uses the request's seed + k.
+        """`count` (1 to `MAX_VARIATIONS`) takes of one request in one pipeline call
+        (``num_waveforms_per_prompt``); take k uses the request's seed + k.
 
-        Each take records its seed, so it can be made again alone. Other arguments as `generate`.
+        Each take records its seed, so it can be made again alone: in bf16 alone it is the same
+        samples, in fp32 within 2e-8 (batched matrix products round differently; measured by
+        bench/variations.py). Other arguments as `generate`.
         """
-        if type(count) is not int or not 1 <= count <= MAX_VARIATIONS:
-            allowed = f"an integer from 1 to {MAX_VARIATIONS}"
-            raise InvalidParameters(f"count: {count!r}; allowed: {allowed}", field="count", allowed=allowed)
+        check_count(count)
         resolved = self.resolve(request)
         seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
-        waveform = level = None
-        if source is not None:
-            waveform = source_waveform(source, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
-            level = check_level(
-                DEFAULT_INIT_NOISE_LEVEL if init_noise_level is None else init_noise_level,
-                self.pipeline.scheduler,
-            )
-        elif init_noise_level is not None:
-            raise InvalidParameters(
-                "init_noise_level: applies to audio-to-audio only; pass a source too",
-                field="init_noise_level",
-                allowed="only with a source",
-            )
+        waveform, level = self.check_source(request, source, init_noise_level)
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
             clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
@@ -261,6 +250,28 @@ class AudioGenerator:
             GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
             for clip, seed in zip(clips, seeds, strict=True)
         ]
+
+    def check_source(
+        self, request: GenerationRequest, source: Any, init_noise_level: float | None = None
+    ) -> tuple[np.ndarray | None, float | None]:
+        """(stereo waveform at the model's rate, level) for audio-to-audio, (None, None) without a
+        source; `InvalidParameters` for a bad source or level, or a level without a source.
+
+        The level is `init_noise_level`, else the request's, else `DEFAULT_INIT_NOISE_LEVEL`.
+        """
+        if init_noise_level is None:
+            init_noise_level = request.parameters.init_noise_level
+        if source is None:
+            if init_noise_level is not None:
+                raise InvalidParameters(
+                    "init_noise_level: applies to audio-to-audio only; pass a source too",
+                    field="init_noise_level",
+                    allowed="only with a source",
+                )
+            return None, None
+        waveform = source_waveform(source, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
+        level = DEFAULT_INIT_NOISE_LEVEL if init_noise_level is None else init_noise_level
+        return waveform, check_level(level, self.pipeline.scheduler)
 
     def warm_up(self) -> None:
         """Run a short generation at load: this compiles the transformer and checks that half

@@ -14,11 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..params import GenerationRequest
-from .pipeline import GeneratedAudio, Progress
+from .pipeline import GeneratedAudio
 
-Generate = Callable[[GenerationRequest, Progress], GeneratedAudio]
+# generate(request, progress, **options): progress(done, total) is called after each denoising
+# step; options are `AudioGenerator.generate`'s (the audio-to-audio source).
+Generate = Callable[..., GeneratedAudio]
 
 
 class _Abandoned(Exception):
@@ -50,8 +53,9 @@ class GenerationQueue:
         self._turn = asyncio.Lock()  # first come, first served; a cancelled waiter leaves the line
         self._recent_seconds = 1.0  # running estimate of one run, for Retry-After
 
-    async def submit(self, request: GenerationRequest) -> QueuedResult:
-        """Wait for this request's audio; raises `QueueFull` when there is no room.
+    async def submit(self, request: GenerationRequest, **options: Any) -> QueuedResult:
+        """Wait for this request's audio (`options` go to `generate`); raises `QueueFull` when
+        there is no room.
 
         Cancel the awaiting task when the client goes: a waiting request is dropped, a running
         one stops at its next step (this returns once it has).
@@ -68,20 +72,20 @@ class GenerationQueue:
         started = time.perf_counter()
         self.running = True
         try:
-            return QueuedResult(await self._run(request), started - enqueued_at)
+            return QueuedResult(await self._run(request, options), started - enqueued_at)
         finally:
             self.running = False
             self._turn.release()
             self._recent_seconds = 0.7 * self._recent_seconds + 0.3 * (time.perf_counter() - started)
 
-    async def _run(self, request: GenerationRequest) -> GeneratedAudio:
+    async def _run(self, request: GenerationRequest, options: dict[str, Any]) -> GeneratedAudio:
         gone = threading.Event()
 
         def stop_if_abandoned(done: int, total: int) -> None:
             if gone.is_set():  # in the worker thread, between steps
                 raise _Abandoned
 
-        run = asyncio.ensure_future(asyncio.to_thread(self._generate, request, stop_if_abandoned))
+        run = asyncio.ensure_future(asyncio.to_thread(self._generate, request, stop_if_abandoned, **options))
         try:
             return await asyncio.shield(run)
         except asyncio.CancelledError:
