@@ -606,30 +606,30 @@ class Similarity(float):
 def similarity(a: Any, b: Any) -> Similarity:
     """How alike clips `a` and `b` sound: the correlation of their log-mel spectrograms, -1 to 1.
 
-    1.0 means the same spectrogram up to loudness: the same sound, or a louder or quieter copy.
-    0 means that where one clip has its energy (in time and pitch) says nothing about where the
-    other has it, as for two unrelated noises. Clips that share only an overall balance (most
-    music is loudest in its low bands) score above 0: compare scores with each other, not with 0.
-    Audio-to-audio from `a` at a low init noise level gives a `b` near 1; a high level, lower.
+    Each mel band's average over time is set aside first, so what is compared is how the two
+    clips change, in time and pitch. 1.0: the same changes at the same moments, i.e. the same
+    sound, at any loudness or through another EQ. 0: where one clip has its energy says nothing
+    about where the other has it (two unrelated noises, even of one colour). In between, e.g.
+    0.4 for a tune against the same tune under noise as loud as it. Audio-to-audio from `a` at a
+    low init noise level gives a `b` near 1; a high level gives a lower score.
 
     The channels are mixed, bins more than 80 dB below a clip's loudest count as that quiet, and
     a longer clip is compared over the shorter one's length. The result is a float; from the
-    offline model its text says that it means nothing (its autoencoder does not reconstruct).
-    Raises `AnalysisError` for different sample rates or a silent clip (a flat spectrogram).
+    offline model, its text says that it means nothing (the random autoencoder does not
+    reconstruct a source). Raises `AnalysisError` for different sample rates or a silent clip.
     """
-    spectrograms, rates, offline = [], [], False
+    changes, rates, offline = [], [], False
     for clip in (a, b):
         samples, rate, source = audio_of(clip)
         db = mel_spectrogram(samples, rate, n_mels=N_MELS, hop_length=HOP, n_fft=N_FFT).db
-        spectrograms.append(np.maximum(db, db.max() - TOP_DB))
+        changes.append(np.maximum(db, db.max() - TOP_DB).astype(np.float64))
         rates.append(rate)
         offline = offline or bool(getattr(source, "offline", False))
     if rates[0] != rates[1]:
         raise AnalysisError(f"cannot compare clips at {rates[0]} Hz and {rates[1]} Hz: resample one first")
-    frames = min(spectrogram.shape[1] for spectrogram in spectrograms)
-    x, y = (spectrogram[:, :frames].astype(np.float64).ravel() for spectrogram in spectrograms)
-    x, y = x - x.mean(), y - y.mean()
+    frames = min(db.shape[1] for db in changes)
+    x, y = ((db[:, :frames] - db[:, :frames].mean(axis=1, keepdims=True)).ravel() for db in changes)
     scale = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
     if scale == 0.0:
-        raise AnalysisError("cannot compare a silent clip: its spectrogram is flat")
+        raise AnalysisError("cannot compare a silent clip: its spectrogram never changes")
     return Similarity(min(1.0, max(-1.0, float(np.dot(x, y)) / scale)), offline)

@@ -29,7 +29,7 @@ class Comparison:
         """E.g. "Similarity of A and B: 0.87 (1 = the same sound, 0 = unrelated)", with the offline note."""
         if self.similarity is None:
             return "<div class='flexaudio-similarity'>Similarity of A and B: n/a (a silent clip)</div>"
-        scale = "1 = the same spectrogram, 0 = unrelated: the correlation of their log-mel spectrograms"
+        scale = "1 = the same sound, 0 = unrelated: how alike their log-mel spectrograms change"
         offline = self.similarity.offline
         note = f"<br><span style='color:firebrick'>{html.escape(SIMILARITY_NOTE)}</span>" if offline else ""
         return (
