@@ -31,6 +31,7 @@ from .session import (
     DEFAULT_NOISE_LEVEL,
     DEFAULT_VARIATIONS,
     HELD_TAKES,
+    NOISE_LEVELS,
     Job,
     LastUsed,
     Session,
@@ -298,7 +299,7 @@ class Explorer:
         changes = {**source.parameters(), "seed": secrets.randbelow(RANDOM_SEEDS), **parameters}
         request = GenerationRequest.build(source.prompt if prompt is None else prompt, **changes)
         self._check_idle()
-        if level in self.history_tab.level.options:
+        if level in NOISE_LEVELS:  # the slider's stops
             self.history_tab.level.value = level
 
         def make() -> tuple[Clip, bytes]:

@@ -57,8 +57,10 @@ class HistoryTab:
             tooltip="takes of the same request with new seeds, made in one call",
         )  # fmt: skip
         # A few stops on a log scale: what matters is the level's order of magnitude.
+        self.count.add_class("flexaudio-variations")
         self.level = widgets.SelectionSlider(
-            options=NOISE_LEVELS, value=DEFAULT_NOISE_LEVEL, description="Noise level", style=style,
+            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_NOISE_LEVEL,
+            description="Noise level", style=style,
             tooltip="where denoising starts from the take's audio: low keeps it, high buries it",
         )  # fmt: skip
         self.level.add_class("flexaudio-noise-level")
