@@ -244,7 +244,9 @@ def vary_and_start_from(page, explorer) -> None:
     assert "means nothing" in explorer.locator(".flexaudio-similarity").inner_text()  # offline
     compared = explorer.locator(".flexaudio-compare").inner_text()
     assert "A: clip #6" in compared and "B: clip #7" in compared, compared
-    labels = explorer.locator(".flexaudio-history option").all_text_contents()
+    # The list's options show their spaces as non-breaking ones.
+    options = explorer.locator(".flexaudio-history option").all_text_contents()
+    labels = [option.replace("\xa0", " ") for option in options]
     lineage = ["#5 ← varied from #4 · ", "#6 ← varied from #4 · ", "#7 ← from #6 at level 2 · "]
     assert [label[: len(start)] for label, start in zip(labels[4:], lineage, strict=True)] == lineage, labels
 

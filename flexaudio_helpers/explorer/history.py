@@ -107,12 +107,13 @@ class HistoryTab:
                     widgets.HTML(take.clip._repr_html_()),
                     widgets.Image(value=png, format="png", layout=widgets.Layout(width="100%")),
                 ],
-                layout=widgets.Layout(width="24%", min_width="220px"),
+                layout=widgets.Layout(width="24%", min_width="300px"),
             )
             for take, png in zip(takes, pngs, strict=True)
         ]
         self.note(f"{len(takes)} variations of clip #{source.number}: the same request, new seeds.")
-        show_in(self.view, [widgets.HBox(columns, layout=widgets.Layout(flex_flow="row wrap"))])
+        row = widgets.HBox(columns, layout=widgets.Layout(flex_flow="row wrap", width="100%"))
+        show_in(self.view, [row])
 
     def note(self, text: str) -> None:
         self.message.value = note_html(text)
