@@ -48,6 +48,7 @@ _PUBLIC = {
     "analyze": "analysis",
     "check": "analysis",
     "compare": "analysis",
+    "similarity": "analysis",
     "explore": "explorer",
     # in this process, on this machine's device
     "load_generator": "serving.pipeline",
@@ -77,7 +78,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time the names load on first use
-    from .analysis import analyze, check, compare
+    from .analysis import analyze, check, compare, similarity
     from .audio import Clip
     from .cli import shell_command
     from .client import AudioClient

@@ -9,6 +9,7 @@ Computing only, no drawing (the plots draw what this measures):
 - `prompt_hints(prompt)`: what a prompt asks for that can be measured ("128 bpm", "muffled"...).
 - `check(clip)`: each hint beside its measurement, e.g. "asked 128 bpm, measured 127.8 bpm ✓".
 - `compare({"name": clip, ...})` -> `AnalysisTable`: several clips' analyses side by side.
+- `similarity(a, b)` -> `Similarity` (a float): how alike two clips sound, from their spectrograms.
 
 A clip is a `Clip`, a ``(samples, sample_rate)`` pair with samples (channels, frames), or the
 path of an audio file. 47.55 s of 44.1 kHz stereo analyses in about a second or less on a 2-core
@@ -33,12 +34,13 @@ import numpy as np
 from .audio import Clip, measure
 from .errors import AnalysisError
 from .protocol import OFFLINE_NOTICE
-from .spectra import audio_arrays, mel_power, power_spectrogram
+from .spectra import audio_arrays, mel_power, mel_spectrogram, power_spectrogram
 
 N_FFT = 2048
 N_MELS = 128
 HOP = 512  # 11.6 ms frames at 44.1 kHz: the beat tracker's time resolution
 SILENT_FRAME_DBFS = -60.0  # frames quieter than this are left out of brightness and noisiness
+TOP_DB = 80.0  # a spectrogram's range, as librosa's power_to_db: quieter bins count as this quiet
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs a few beats; shorter clips report no beat
 TEMPOGRAM_LAGS = 384  # lags of the onset autocorrelation: 4.5 s at 44.1 kHz, librosa's 8 s at 22 kHz
 # The normalised autocorrelation of the onset strength at the beat period, from 0 to 1. White
@@ -573,3 +575,61 @@ def compare(clips: dict[str, Any]) -> AnalysisTable:
     if not clips:
         raise ValueError("compare needs at least one clip")
     return AnalysisTable(tuple(clips), tuple(analyze(clip) for clip in clips.values()))
+
+
+# ----- two clips ----------------------------------------------------------------------------
+SIMILARITY_NOTE = (
+    f"{OFFLINE_NOTICE}: its random autoencoder does not reconstruct a source, so this number means nothing"
+)
+
+
+class Similarity(float):
+    """A `similarity` score: a float from -1 to 1 that also knows whether an offline clip was compared.
+
+    Printed, an offline score says that it means nothing (`SIMILARITY_NOTE`).
+    """
+
+    offline: bool
+
+    def __new__(cls, value: float, offline: bool = False) -> Similarity:
+        score = super().__new__(cls, value)
+        score.offline = offline
+        return score
+
+    def __str__(self) -> str:
+        return f"{float(self):.2f}" + (f" ({SIMILARITY_NOTE})" if self.offline else "")
+
+    def __repr__(self) -> str:
+        return f"Similarity({float(self):.3f}, offline={self.offline})"
+
+
+def similarity(a: Any, b: Any) -> Similarity:
+    """How alike clips `a` and `b` sound: the correlation of their log-mel spectrograms, -1 to 1.
+
+    Each mel band's average over time is set aside first, so what is compared is how the two
+    clips change, in time and pitch. 1.0: the same changes at the same moments, i.e. the same
+    sound, at any loudness or through another EQ. 0: where one clip has its energy says nothing
+    about where the other has it (two unrelated noises, even of one colour). In between, e.g.
+    0.4 for a tune against the same tune under noise as loud as it. Audio-to-audio from `a` at a
+    low init noise level gives a `b` near 1; a high level gives a lower score.
+
+    The channels are mixed, bins more than 80 dB below a clip's loudest count as that quiet, and
+    a longer clip is compared over the shorter one's length. The result is a float; from the
+    offline model, its text says that it means nothing (the random autoencoder does not
+    reconstruct a source). Raises `AnalysisError` for different sample rates or a silent clip.
+    """
+    changes, rates, offline = [], [], False
+    for clip in (a, b):
+        samples, rate, source = audio_of(clip)
+        db = mel_spectrogram(samples, rate, n_mels=N_MELS, hop_length=HOP, n_fft=N_FFT).db
+        changes.append(np.maximum(db, db.max() - TOP_DB).astype(np.float64))
+        rates.append(rate)
+        offline = offline or bool(getattr(source, "offline", False))
+    if rates[0] != rates[1]:
+        raise AnalysisError(f"cannot compare clips at {rates[0]} Hz and {rates[1]} Hz: resample one first")
+    frames = min(db.shape[1] for db in changes)
+    x, y = ((db[:, :frames] - db[:, :frames].mean(axis=1, keepdims=True)).ravel() for db in changes)
+    scale = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    if scale == 0.0:
+        raise AnalysisError("cannot compare a silent clip: its spectrogram never changes")
+    return Similarity(min(1.0, max(-1.0, float(np.dot(x, y)) / scale)), offline)

@@ -13,12 +13,14 @@ from scipy.signal import butter, sosfilt
 
 from flexaudio_helpers.analysis import (
     CLEAR_BEAT,
+    SIMILARITY_NOTE,
     Analysis,
     AnalysisError,
     analyze,
     check,
     compare,
     prompt_hints,
+    similarity,
 )
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main
@@ -274,3 +276,49 @@ def test_spectral_measures_are_librosas():
     }
     for name, values in expected.items():
         assert getattr(analysis, name) == pytest.approx(float(np.median(values)), rel=0.01), name
+
+
+MELODY_HZ = (220, 277, 330, 440, 330, 277, 220, 165)
+
+
+def tune(seconds: float = 5.0) -> np.ndarray:
+    """A stereo melody: the notes of `MELODY_HZ` one after another, each for an equal share of `seconds`."""
+    frames = int(seconds * RATE)
+    pitch = np.repeat(np.asarray(MELODY_HZ, dtype=np.float64), frames // len(MELODY_HZ) + 1)[:frames]
+    mono = (0.3 * np.sin(2 * np.pi * np.cumsum(pitch) / RATE)).astype(np.float32)
+    return np.stack([mono, mono])
+
+
+def test_similarity_is_one_for_the_same_sound_and_falls_as_noise_buries_it():
+    melody = tune()
+    assert similarity((melody, RATE), (melody, RATE)) == pytest.approx(1.0)
+    assert similarity((melody, RATE), (0.25 * melody, RATE)) == pytest.approx(1.0, abs=1e-6)  # quieter
+    low_passed = sosfilt(butter(8, 1000, fs=RATE, output="sos"), melody).astype(np.float32)
+    assert similarity((melody, RATE), (low_passed, RATE)) > 0.95  # another EQ: the same changes
+    # More noise over the melody, less alike: what a higher init noise level does.
+    scores = [
+        similarity((melody, RATE), (melody + noise(5.0, seed=1, level=level), RATE))
+        for level in (0.001, 0.01, 0.1, 1.0)
+    ]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.9 and scores[-1] < 0.6, scores
+    # Unrelated noises score near 0, even of one colour (the average spectrum is set aside).
+    assert abs(similarity((noise(5.0, seed=1), RATE), (noise(5.0, seed=2), RATE))) < 0.1
+    dark = [sosfilt(butter(8, 1000, fs=RATE, output="sos"), noise(5.0, seed=seed)) for seed in (1, 2)]
+    assert abs(similarity((dark[0], RATE), (dark[1], RATE))) < 0.1
+    # A longer clip is compared over the shorter one's length (whose last frame is half padding).
+    assert similarity((melody, RATE), (melody[:, : RATE * 2], RATE)) > 0.9
+
+
+def test_similarity_is_a_float_that_says_when_it_means_nothing():
+    melody = tune(2.0)
+    made = Clip(melody, RATE)
+    score = similarity(made, (melody, RATE))
+    assert isinstance(score, float) and not score.offline and str(score) == "1.00"
+    offline = similarity(Clip(melody, RATE, offline=True), made)
+    assert offline.offline and f"{offline:.2f}" == "1.00"
+    assert str(offline) == f"1.00 ({SIMILARITY_NOTE})" and "means nothing" in SIMILARITY_NOTE
+    assert repr(offline) == "Similarity(1.000, offline=True)"
+    with pytest.raises(AnalysisError, match="at 44100 Hz and 22050 Hz: resample one first"):
+        similarity((melody, RATE), (melody, 22_050))
+    with pytest.raises(AnalysisError, match="cannot compare a silent clip"):
+        similarity((melody, RATE), (np.zeros_like(melody), RATE))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flexaudio_helpers.analysis import similarity
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.batch import MANIFEST_NAME
 from flexaudio_helpers.client import AudioClient
@@ -217,10 +218,11 @@ def test_sweep_compare_and_export(explorer, offline_server, tmp_path):
     assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 2)  # the newest two by default
     explorer.compare_a.value, explorer.compare_b.value = 2, 1
     explorer.compare_button.click()
-    columns, figure = explorer.compare_view.children
+    columns, score, figure = explorer.compare_view.children
     headings = [column.children[0].value for column in columns.children]
     assert headings == ["<b>A: clip #2</b>", "<b>B: clip #1</b>"]
     assert all("<audio" in column.children[1].value for column in columns.children)
+    assert "Similarity of A and B: " in score.value and "means nothing" in score.value  # offline
     assert is_png(figure.value)
     explorer.compare_a.value = 1  # another pick: the view no longer shows what A and B say
     assert explorer.compare_view.children == ()
@@ -289,7 +291,7 @@ def test_the_verbs_do_what_the_buttons_do_and_wait(explorer, tmp_path):
     comparison = explorer.compare(1, 3)
     assert explorer.tabs.selected_index == TAB_TITLES.index("Compare")
     assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 3)
-    columns, figure = explorer.compare_view.children
+    columns, _, figure = explorer.compare_view.children
     assert [column.children[0].value for column in columns.children] == [
         "<b>A: clip #1</b>",
         "<b>B: clip #3</b>",
@@ -354,6 +356,100 @@ def test_the_verbs_refuse_what_the_controls_cannot_hold(explorer, tmp_path):
         explorer.export(tmp_path / "empty")
     assert "Nothing to export yet" in explorer.export_message.value and not (tmp_path / "empty").exists()
     assert explorer.job is None and explorer.sweep_job is None and len(explorer.session) == 0
+
+
+def test_vary_and_start_from_keep_the_lineage(explorer, tmp_path):
+    first = explorer.generate(
+        "A short test of variations", audio_end_in_s=1.0, num_inference_steps=2, guidance_scale=5.0, seed=7
+    )
+    # Vary: the same request with new seeds, counted up from a random base, shown side by side.
+    varied = explorer.vary(first, count=2)
+    base = varied[0].seed
+    assert [take.number for take in varied] == [2, 3] and [take.seed for take in varied] == [base, base + 1]
+    assert base != first.seed, "a variation should have a new seed"
+    for take in varied:
+        assert take.request == first.request.with_parameters(seed=take.seed)
+        assert (take.parent, take.source, take.init_noise_level) == (1, None, None)
+        assert take.label().startswith(f"#{take.number} ← varied from #1 · A short test")
+    assert not np.allclose(varied[0].clip.samples, varied[1].clip.samples)
+    assert explorer.tabs.selected_index == TAB_TITLES.index("History") and explorer.vary_count.value == 2
+    status = explorer.status.value
+    assert status.startswith("Clips #2 to #3 in") and f"seeds {base} to {base + 1}" in status
+    (row,) = explorer.history_view.children
+    for column, take in zip(row.children, varied, strict=True):
+        heading, player, waveform = column.children
+        assert heading.value == f"<b>#{take.number} · seed {take.seed}</b>" and "<audio" in player.value
+        assert is_png(waveform.value)
+    assert "2 variations of clip #1" in explorer.history_message.value
+
+    # Start from a take: its audio under noise of the level, a new seed; compared with its source.
+    result = explorer.start_from(first, init_noise_level=2.0)
+    assert (result.number, result.parent, result.source, result.init_noise_level) == (4, 1, 1, 2.0)
+    assert result.label().startswith("#4 ← from #1 at level 2 · A short test")
+    assert result.prompt == first.prompt and result.seed != first.seed
+    assert explorer.noise_level.value == 2.0 and explorer.status.value.startswith("Clip #4")
+    assert explorer.tabs.selected_index == TAB_TITLES.index("Compare")
+    assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 4)
+    _, score, figure = explorer.compare_view.children
+    measured = similarity(first.clip, result.clip)
+    assert measured.offline and -1.0 <= measured <= 1.0
+    assert f"Similarity of A and B: {measured:.2f}" in score.value and "means nothing" in score.value
+    assert "<audio" in explorer.player.value and is_png(figure.value)
+
+    # Varying a take made from another's audio starts from that audio again, at its level.
+    again = explorer.vary(4, count=1)
+    assert [(t.number, t.parent, t.source, t.init_noise_level) for t in again] == [(5, 4, 1, 2.0)]
+    assert again[0].label().startswith("#5 ← varied from #4 · ")
+    another = explorer.start_from(again[0], 50.0, prompt="Another prompt", seed=3)
+    assert (another.prompt, another.seed, another.source, another.origin) == (
+        "Another prompt", 3, 5, "from #5 at level 50",
+    )  # fmt: skip
+
+    # The manifest keeps the lineage.
+    lines = [json.loads(line) for line in explorer.export(tmp_path / "export").read_text().splitlines()]
+    assert [(line.get("parent"), line.get("source"), line.get("init_noise_level")) for line in lines] == [
+        (None, None, None), (1, None, None), (1, None, None), (1, 1, 2.0), (4, 1, 2.0), (5, 5, 50.0),
+    ]  # fmt: skip
+
+
+def test_vary_and_start_from_buttons_and_refusals(explorer):
+    with pytest.raises(ValueError, match="allowed: none yet: make a clip first"):
+        explorer.vary(1)
+    cheap(explorer, seed=5)
+    explorer.generate()
+
+    # The buttons act on the take selected in History, with the sliders' count and level.
+    explorer.history.value = 1
+    explorer.vary_count.value = 2
+    explorer.history_buttons["Vary"].click()
+    assert explorer.generate_button.disabled and not explorer.cancel_button.disabled
+    with pytest.raises(RuntimeError, match="already running"):
+        explorer.start_from(1)  # one generation at a time, whichever button started it
+    explorer.history_buttons["Start from this take"].click()
+    assert "already running" in explorer.history_message.value
+    assert explorer.wait(180)
+    assert [take.parent for take in explorer.session.takes] == [None, 1, 1], explorer.history_message.value
+    explorer.history.value = 2
+    explorer.noise_level.value = 5.0
+    explorer.history_buttons["Start from this take"].click()
+    assert explorer.wait(120)
+    newest = explorer.session.get(4)
+    assert (newest.origin, newest.source, newest.init_noise_level) == ("from #2 at level 5", 2, 5.0)
+    assert "#4 ← from #2 at level 5" in explorer.history.options[-1][0]
+    assert "Similarity of A and B" in explorer.compare_view.children[1].value
+
+    # Bad input is refused before anything starts, naming what is allowed.
+    with pytest.raises(ValueError, match="9 is not a clip of this session; allowed: clip numbers 1 to 4"):
+        explorer.start_from(9)
+    with pytest.raises(InvalidParameters, match="count=9 is not allowed; allowed: an integer from 1 to 8"):
+        explorer.vary(1, count=9)
+    for level in (0.3, 101, float("nan"), "1"):
+        with pytest.raises(InvalidParameters, match=r"init_noise_level=.* allowed: more than 0.3 up to 100"):
+            explorer.start_from(1, init_noise_level=level)
+    with pytest.raises(InvalidParameters, match="num_inference_steps"):
+        explorer.start_from(1, num_inference_steps=0)
+    assert not explorer.job.running and len(explorer.session) == 4
+    assert (explorer.vary_count.value, explorer.noise_level.value) == (2, 5.0)
 
 
 def noise_clip(seed: int, seconds: float = 0.5) -> Clip:
@@ -437,7 +533,7 @@ def test_a_take_whose_samples_were_let_go_still_plays_compares_and_exports(explo
     comparison = explorer.compare(1, 2)
     assert (comparison.a, comparison.b) == (take, explorer.session.get(2)) and is_png(comparison.png)
     assert comparison._repr_html_().count("<audio") == 2
-    columns, figure = explorer.compare_view.children
+    columns, _, figure = explorer.compare_view.children
     explorer.compare(3, 1)
     assert figure.comm is None and all(
         widget.comm is None for column in columns.children for widget in column.children

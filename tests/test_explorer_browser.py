@@ -4,7 +4,8 @@ One JupyterLab serves a temporary copy of notebooks/ with the Makefile's noteboo
 target, offline model, a temporary state folder). In one page, the test opens 01 to 07 in turn, runs
 all cells of each (pressing Enter at 01's hidden token box, as a person without a token does), leaves
 every notebook open with its kernel running, and saves a screenshot of each to
-test-artifacts/screenshots/. In 05 it also clicks Generate and Compare in the page.
+test-artifacts/screenshots/. In 05 it also clicks Generate and Compare in the page, then, in History,
+moves the Variations and Noise level sliders with the keyboard and clicks Vary and Start from this take.
 
 JupyterLab's news and update checks are off (the same settings `make lab` installs), so no toast can
 cover what the test clicks. Chromium is Debian's (`apt-get install chromium`); Playwright's own browser
@@ -201,6 +202,53 @@ def exercise_explorer(page) -> None:
     explorer.screenshot(path=str(SCREENSHOTS / "explorer-compare.png"))
     compared = explorer.locator(".flexaudio-compare").inner_text()
     assert "A: clip #3" in compared and "B: clip #4" in compared, compared
+    vary_and_start_from(page, explorer)
+
+
+def vary_and_start_from(page, explorer) -> None:
+    """In History (clip #4 selected): two variations, then audio-to-audio from the newest at level 2."""
+    explorer.locator(".lm-TabBar-tab >> text=History").click()
+    count = explorer.locator(".flexaudio-variations .noUi-handle")
+    count.press("ArrowLeft")
+    count.press("ArrowLeft")  # 4 -> 2
+    assert explorer.locator(".flexaudio-variations .widget-readout").inner_text().strip() == "2"
+    level = explorer.locator(".flexaudio-noise-level")
+    level.locator(".noUi-handle").press("ArrowRight")  # 1 -> 2
+    assert level.locator(".widget-readout").inner_text().strip() == "2"
+    explorer.locator("button >> text=Vary").click()
+    page.wait_for_function(
+        """() => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            const status = panel.querySelector('.flexaudio-status');
+            return status && status.innerText.startsWith('Clips #5 to #6')
+                && panel.querySelectorAll('.flexaudio-history-view audio').length === 2
+                && Array.from(panel.querySelectorAll('.flexaudio-history-view img'))
+                    .every(image => image.complete && image.naturalWidth > 0);
+        }""",
+        timeout=180_000,
+        polling=250,
+    )
+    explorer.screenshot(path=str(SCREENSHOTS / "explorer-variations.png"))
+    explorer.locator("button >> text=Start from this take").click()  # clip #6, the newest, is selected
+    page.wait_for_function(
+        r"""() => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            const score = panel.querySelector('.flexaudio-similarity');
+            return score && /Similarity of A and B: -?\d\.\d\d/.test(score.innerText)
+                && panel.querySelectorAll('.flexaudio-compare audio').length === 2;
+        }""",
+        timeout=180_000,
+        polling=250,
+    )
+    explorer.screenshot(path=str(SCREENSHOTS / "explorer-start-from.png"))
+    assert "means nothing" in explorer.locator(".flexaudio-similarity").inner_text()  # offline
+    compared = explorer.locator(".flexaudio-compare").inner_text()
+    assert "A: clip #6" in compared and "B: clip #7" in compared, compared
+    # The list's options show their spaces as non-breaking ones.
+    options = explorer.locator(".flexaudio-history option").all_text_contents()
+    labels = [option.replace("\xa0", " ") for option in options]
+    lineage = ["#5 ← varied from #4 · ", "#6 ← varied from #4 · ", "#7 ← from #6 at level 2 · "]
+    assert [label[: len(start)] for label, start in zip(labels[4:], lineage, strict=True)] == lineage, labels
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@
     explorer                      # shows the app; explore(endpoint) or explore(client) works too
     explorer.generate("Rain on a tin roof", seed=42)        # what the buttons do, from code
     explorer.sweep("guidance_scale", [3, 7, 12])
+    explorer.vary(1, count=4)                               # clip #1's request, new seeds
+    explorer.start_from(1, init_noise_level=2.0)            # audio-to-audio from clip #1
     explorer.compare(1, 2)
     explorer.export("my-session")
 
@@ -14,9 +16,10 @@ One module per part of the app, each owning its widgets:
   duration, so they cannot make an invalid request), Generate/Cancel and the status line. Random
   seeds are drawn here, so every clip's seed is known even when an endpoint does not report it.
 - `result`: the newest clip's player, waveform + spectrogram, parameters, seed and timing.
-- `history`: every clip of the session with its tempo, loudness and brightness; replay, re-plot,
-  save as WAV/FLAC, load back into the controls.
-- `compare`: two clips side by side, spectrograms on one colour scale.
+- `history`: every clip of the session with its tempo, loudness and brightness and where it came
+  from (``#7 ← varied from #3``); replay, re-plot, save as WAV/FLAC, load back into the controls,
+  Vary (new seeds, side by side) and Start from this take (audio-to-audio at a noise level).
+- `compare`: two clips side by side, spectrograms on one colour scale, and their similarity.
 - `sweep`: one parameter over a few values, made with `generate_many` (bounded concurrency), with
   what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
 - `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.

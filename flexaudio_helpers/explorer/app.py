@@ -1,14 +1,17 @@
 """The explorer app: `explore()` and `Explorer`, which wires the components to the session and the jobs.
 
 Each component owns its widgets (`banner`, `controls`, `result`, `history`, `compare`, `sweep`,
-`export`); `Explorer` lays them out, runs generations in worker threads, and gives code and
-notebooks the verbs that do what the buttons do and wait for the outcome.
+`export`); `Explorer` lays them out, runs generations in worker threads (Generate, Vary and
+"Start from this take" share one: one at a time, one Cancel), and gives code and notebooks the
+verbs that do what the buttons do and wait for the outcome.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,23 @@ from ..errors import InvalidParameters
 from ..params import GenerationRequest
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
-from .controls import MIN_SECONDS, Controls
+from .controls import MIN_SECONDS, RANDOM_SEEDS, Controls
 from .export import ExportTab
 from .history import HistoryTab
-from .render import clip_png
+from .render import clip_png, waveform_png
 from .result import ResultView
-from .session import HELD_TAKES, Job, LastUsed, Session, Take
+from .session import (
+    DEFAULT_NOISE_LEVEL,
+    DEFAULT_VARIATIONS,
+    HELD_TAKES,
+    NOISE_LEVELS,
+    Job,
+    LastUsed,
+    Session,
+    Take,
+    noise_level,
+    variation_count,
+)
 from .sweep import SweepResult, SweepTab
 
 DEFAULT_ENDPOINT = "stable-audio-open"
@@ -41,7 +55,7 @@ _FLAT_NAMES = {
     "result_view": {"result": "widget", "player": "player", "plot": "plot", "details": "details"},
     "history_tab": {
         "history": "clips", "history_buttons": "buttons", "history_message": "message",
-        "history_view": "view",
+        "history_view": "view", "vary_count": "count", "noise_level": "level",
     },
     "compare_tab": {f"compare_{name}": name for name in ("a", "b", "button", "message", "view")},
     "sweep_tab": {
@@ -85,8 +99,8 @@ def _client_of(endpoint_or_client: Any) -> Any:
 
 
 class Explorer:
-    """The app. `widget` is what is displayed; `generate`, `sweep`, `compare` and `export` do what
-    the buttons do, wait, and return something a notebook shows.
+    """The app. `widget` is what is displayed; `generate`, `vary`, `start_from`, `sweep`, `compare`
+    and `export` do what the buttons do, wait, and return something a notebook shows.
 
     The components are `offline_banner`, `controls`, `result_view`, `history_tab`, `compare_tab`,
     `sweep_tab` and `export_tab`; their widgets keep their flat names too (``explorer.prompt``, see
@@ -118,8 +132,9 @@ class Explorer:
         )
         self.result_view = ResultView()
         self.history_tab = HistoryTab(
-            self.session, folder=self.folder, png_of=self._png, on_load=self.load_into_controls
-        )
+            self.session, folder=self.folder, png_of=self._png, on_load=self.load_into_controls,
+            on_vary=self.start_variations, on_start_from=self.start_from_take,
+        )  # fmt: skip
         self.compare_tab = CompareTab(self.session)
         self.sweep_tab = SweepTab(
             self.client, self.session, folder=self.folder, base_request=self.controls.request,
@@ -159,7 +174,42 @@ class Explorer:
         except InvalidParameters as exc:
             self.controls.refuse(exc)
             raise
-        return self._launch(request).result(timeout)
+        return self._generation(request).result(timeout)
+
+    def vary(
+        self, take: int | Take, count: int = DEFAULT_VARIATIONS, *, timeout: float | None = 600.0
+    ) -> list[Take]:
+        """Make `count` variations of a take as Vary does: its request with new seeds; wait; return them.
+
+        `take` is a take or its number (as in History). The takes use seeds base, base + 1, ...
+        from a new random base, in one call (`AudioClient.variations`); History shows them side by
+        side, each labelled "varied from #n". A take made from another take's audio is varied from
+        that audio at its level. Raises `ValueError` when `take` is not a clip of the session,
+        `InvalidParameters` for a count other than 1 to 8, and like `generate` otherwise.
+        """
+        return self.start_variations(take, count).result(timeout)
+
+    def start_from(
+        self,
+        take: int | Take,
+        init_noise_level: float = DEFAULT_NOISE_LEVEL,
+        *,
+        prompt: str | None = None,
+        timeout: float | None = 600.0,
+        **parameters: Any,
+    ) -> Take:
+        """Generate from a take's audio as "Start from this take" does (audio-to-audio); wait; return it.
+
+        Denoising starts from the take's clip under `init_noise_level` of noise (more than 0.3 up
+        to 100): at 1 the result keeps the take's shape, at 100 little of it is left. The request
+        is the take's with a new random seed (the take's own seed would bring back its own noise),
+        changed by `prompt` (e.g. the same tune "played on a harp") and `parameters` (wire names,
+        e.g. ``seed=1``).
+        Compare then shows the take (A) against the result (B) with their similarity. Raises
+        `ValueError` when `take` is not a clip of the session, `InvalidParameters` for a level or
+        parameter out of range, and like `generate` otherwise.
+        """
+        return self.start_from_take(take, init_noise_level, prompt=prompt, **parameters).result(timeout)
 
     def sweep(
         self,
@@ -207,36 +257,120 @@ class Explorer:
         except InvalidParameters as exc:
             self.controls.refuse(exc)
             return None
-        return self._launch(request)
+        return self._generation(request)
 
-    def _launch(self, request: GenerationRequest) -> Job:
+    def start_variations(self, take: int | Take, count: int | None = None) -> Job:
+        """Start Vary on `take` and return its job at once (the Vary button; None: the tab's count)."""
+        source = self._source_take(take)
+        count = variation_count(self.history_tab.count.value if count is None else count)
+        self._check_idle()
+        self.history_tab.count.value = count
+        request = source.request.with_parameters(seed=secrets.randbelow(RANDOM_SEEDS))
+        level = source.init_noise_level
+        lineage = {"parent": source.number, "source": source.source, "init_noise_level": level}
+
+        def make() -> list[tuple[Clip, bytes]]:  # in the worker thread, the plots too
+            started_from = {}  # a take made from another's audio is varied from that audio
+            if source.source is not None:
+                started_from = {"init_audio": self.session.get(source.source).clip, "init_noise_level": level}
+            clips = self.client.variations(request, count, **started_from)
+            return [(clip, waveform_png(clip)) for clip in clips]
+
+        def finish(job: Job, made: list[tuple[Clip, bytes]]) -> list[Take]:
+            takes = [self.session.add(clip, f"varied from #{source.number}", **lineage) for clip, _ in made]
+            self.history_tab.show_variations(source, takes, [png for _, png in made])
+            self._done(job, takes, tab="History")
+            return takes
+
+        return self._launch(make, finish)
+
+    def start_from_take(
+        self,
+        take: int | Take,
+        init_noise_level: float | None = None,
+        *,
+        prompt: str | None = None,
+        **parameters: Any,
+    ) -> Job:
+        """Start audio-to-audio from `take`; return its job at once ("Start from this take"; None:
+        the slider's level)."""
+        source = self._source_take(take)
+        level = noise_level(self.history_tab.level.value if init_noise_level is None else init_noise_level)
+        changes = {**source.parameters(), "seed": secrets.randbelow(RANDOM_SEEDS), **parameters}
+        request = GenerationRequest.build(source.prompt if prompt is None else prompt, **changes)
+        self._check_idle()
+        if level in NOISE_LEVELS:  # the slider's stops
+            self.history_tab.level.value = level
+
+        def make() -> tuple[Clip, bytes]:
+            clip = self.client.generate(request, init_audio=source.clip, init_noise_level=level)
+            return clip, clip_png(clip)
+
+        def finish(job: Job, made: tuple[Clip, bytes]) -> Take:
+            clip, png = made
+            lineage = {"parent": source.number, "source": source.number, "init_noise_level": level}
+            result = self.session.add(clip, f"from #{source.number} at level {level:g}", **lineage)
+            self._pngs.put(result.number, png)
+            self.result_view.show(result, png)
+            self._done(job, [result], tab="Compare")
+            self.compare_tab.show(source, result)  # source against result, with their similarity
+            return result
+
+        return self._launch(make, finish)
+
+    def _source_take(self, take: int | Take) -> Take:
+        """The session's take `take` (a take or its number); `ValueError` if it is not one."""
+        count = len(self.session)
+        number = take.number if isinstance(take, Take) else take
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
+            allowed = f"clip numbers 1 to {count}" if count else "none yet: make a clip first"
+            raise ValueError(f"{take!r} is not a clip of this session; allowed: {allowed}")
+        found = self.session.get(number)
+        if found.request is None:
+            raise ValueError(f"clip #{number} carries no request to make more from")
+        return found
+
+    def _check_idle(self) -> None:
+        if self.job is not None and self.job.running:
+            raise RuntimeError("a generation is already running: wait for it or cancel it first")
+
+    def _launch(self, make: Callable[[], Any], finish: Callable[[Job, Any], Any]) -> Job:
+        """Run `make()` in a worker thread, then `finish(job, what_it_made)`; one such job at a time."""
         self.controls.started()
         job = Job(
-            lambda: self._make(request),
-            on_result=lambda result: self._finished(job, *result),
+            make,
+            on_result=lambda made: finish(job, made),
             on_error=lambda exc: self.controls.failed(exc, job.elapsed),
             on_tick=lambda elapsed: self._tick(job, elapsed),
         )
         self.job = job
         return job.start()
 
-    def _make(self, request: GenerationRequest) -> tuple[Clip, bytes]:
-        clip = self.client.generate(request)  # in the worker thread, and the plot too
-        return clip, clip_png(clip)
+    def _generation(self, request: GenerationRequest) -> Job:
+        def make() -> tuple[Clip, bytes]:
+            clip = self.client.generate(request)  # in the worker thread, and the plot too
+            return clip, clip_png(clip)
+
+        return self._launch(make, self._generated)
 
     def _tick(self, job: Job, elapsed: float) -> None:
         if job is self.job:
             self.controls.tick(elapsed, self._last_generation_seconds)
 
-    def _finished(self, job: Job, clip: Clip, png: bytes) -> Take:
+    def _generated(self, job: Job, made: tuple[Clip, bytes]) -> Take:
+        clip, png = made
         take = self.session.add(clip, "generate", click_to_audio=job.elapsed)
         self._pngs.put(take.number, png)
-        self._last_generation_seconds = job.elapsed
         self.result_view.show(take, png)
-        self._took([take], select=take.number)
-        self.tabs.selected_index = 0
-        self.controls.finished(take, job.elapsed)
+        self._done(job, [take], tab="Result")
         return take
+
+    def _done(self, job: Job, takes: list[Take], tab: str) -> None:
+        """New takes from `job`: list them, say how long it took, and bring `tab` to the front."""
+        self._last_generation_seconds = job.elapsed
+        self._took(takes, select=takes[-1].number)
+        self.show_tab(tab)
+        self.controls.finished(takes, job.elapsed)
 
     def cancel(self) -> None:
         """Abandon the running generation's result (the endpoint may still finish it)."""

@@ -1,23 +1,41 @@
-"""The explorer's Compare tab: two clips side by side, their spectrograms on one colour scale."""
+"""The explorer's Compare tab: two clips side by side, their spectrograms on one colour scale, and how
+alike they sound as one number (`analysis.similarity`)."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 
+from ..analysis import SIMILARITY_NOTE, Similarity, similarity
+from ..errors import AnalysisError
 from .render import figure_png, image_html, note_html, show_in
 from .session import Session, Take
 
 
 @dataclass(frozen=True, repr=False)
 class Comparison:
-    """Clips `a` and `b` and their comparison figure (`png`); in a notebook, shown as the tab shows them."""
+    """Clips `a` and `b`, their comparison figure (`png`) and `similarity` (None when it cannot be
+    measured, e.g. a silent clip); in a notebook, shown as the tab shows them."""
 
     a: Take
     b: Take
     png: bytes
+    similarity: Similarity | None = None
+
+    def similarity_html(self) -> str:
+        """E.g. "Similarity of A and B: 0.87 (1 = the same sound, 0 = unrelated)", with the offline note."""
+        if self.similarity is None:
+            return "<div class='flexaudio-similarity'>Similarity of A and B: n/a (a silent clip)</div>"
+        scale = "1 = the same sound, 0 = unrelated: how alike their log-mel spectrograms change"
+        offline = self.similarity.offline
+        note = f"<br><span style='color:firebrick'>{html.escape(SIMILARITY_NOTE)}</span>" if offline else ""
+        return (
+            f"<div class='flexaudio-similarity'><b>Similarity of A and B: {self.similarity:.2f}</b> "
+            f"({scale}){note}</div>"
+        )
 
     def __repr__(self) -> str:
         return f"<Comparison A: clip #{self.a.number}, B: clip #{self.b.number}>"
@@ -28,7 +46,8 @@ class Comparison:
             f"{take.details_html()}</div>"
             for side, take in (("A", self.a), ("B", self.b))
         )
-        return f'<div style="display:flex;gap:1em">{columns}</div>{image_html(self.png)}'
+        players = f'<div style="display:flex;gap:1em">{columns}</div>'
+        return players + self.similarity_html() + image_html(self.png)
 
 
 class CompareTab:
@@ -78,7 +97,11 @@ class CompareTab:
             ],
             columns=2,  # A beside B, under their players
         )
-        comparison = Comparison(*takes, png=figure_png(figure))
+        try:
+            score = similarity(takes[0].clip, takes[1].clip)
+        except AnalysisError:  # a silent clip: no spectrogram to correlate
+            score = None
+        comparison = Comparison(*takes, png=figure_png(figure), similarity=score)
         columns = [
             widgets.VBox(
                 [
@@ -90,7 +113,14 @@ class CompareTab:
             )
             for side, take in zip("AB", takes, strict=True)
         ]
-        show_in(self.view, [widgets.HBox(columns), widgets.Image(value=comparison.png, format="png")])
+        show_in(
+            self.view,
+            [
+                widgets.HBox(columns),
+                widgets.HTML(comparison.similarity_html()),
+                widgets.Image(value=comparison.png, format="png"),
+            ],
+        )
         return comparison
 
     def _take(self, side: str, which: Any) -> Take:

@@ -205,9 +205,17 @@ class Controls:
             self.progress.value = (elapsed % 10) / 10  # no estimate yet: a moving bar
             self.status.value = f"Generating... {elapsed:.1f} s"
 
-    def finished(self, take: Take, elapsed: float) -> None:
+    def finished(self, takes: list[Take], elapsed: float) -> None:
+        """E.g. ``Clip #3 in 2.1 s (seed 42).`` or ``Clips #4 to #7 in 6.0 s (seeds 10 to 13).``"""
         self.progress.value = 1.0
-        self.status.value = f"Clip #{take.number} in {elapsed:.1f} s (seed {take.seed})."
+        first, last = takes[0], takes[-1]
+        if first is last:
+            self.status.value = f"Clip #{first.number} in {elapsed:.1f} s (seed {first.seed})."
+        else:
+            self.status.value = (
+                f"Clips #{first.number} to #{last.number} in {elapsed:.1f} s "
+                f"(seeds {first.seed} to {last.seed})."
+            )
         self._set_running(False)
 
     def failed(self, exc: BaseException, elapsed: float) -> None:

@@ -1,4 +1,5 @@
-"""The explorer's History tab: every clip of the session, to replay, re-plot, save or load back."""
+"""The explorer's History tab: every clip of the session, to replay, re-plot, save or load back, and
+to make more from: Vary (new seeds, shown side by side) and "Start from this take" (audio-to-audio)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 import ipywidgets as widgets
 
 from .render import error_html, note_html, show_in
-from .session import Session, Take
+from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, MAX_VARIATIONS, NOISE_LEVELS, Session, Take
 
 
 class HistoryTab:
     """The History tab. `widget` is the page; `refresh` lists the session's takes.
 
     `png_of(take)` gives a take's plot, `on_load(take)` puts a take into the controls, and saved
-    files go to `folder`.
+    files go to `folder`. `on_vary(take)` and `on_start_from(take)` start Vary and "Start from this
+    take", which read `count` and `level` here; `show_variations` shows what Vary made.
     """
 
     def __init__(
@@ -26,6 +28,8 @@ class HistoryTab:
         folder: Path,
         png_of: Callable[[Take], bytes],
         on_load: Callable[[Take], None],
+        on_vary: Callable[[Take], object],
+        on_start_from: Callable[[Take], object],
     ) -> None:
         self.session = session
         self.folder = folder
@@ -38,17 +42,40 @@ class HistoryTab:
             "Save WAV": lambda take: self.save(take, "wav"),
             "Save FLAC": lambda take: self.save(take, "flac"),
             "Load into controls": on_load,
+            "Vary": on_vary,
+            "Start from this take": on_start_from,
         }
         self.buttons: dict[str, widgets.Button] = {}
         for label, action in actions.items():
-            button = widgets.Button(description=label, disabled=True)
+            button = widgets.Button(description=label, disabled=True, layout=widgets.Layout(width="auto"))
             button.on_click(lambda _, action=action: self._on_button(action))
             self.buttons[label] = button
         self.clips.observe(self._on_selection, names="value")
+        style = {"description_width": "7em"}
+        self.count = widgets.IntSlider(
+            value=DEFAULT_VARIATIONS, min=1, max=MAX_VARIATIONS, description="Variations", style=style,
+            tooltip="takes of the same request with new seeds, made in one call",
+        )  # fmt: skip
+        # A few stops on a log scale: what matters is the level's order of magnitude.
+        self.count.add_class("flexaudio-variations")
+        self.level = widgets.SelectionSlider(
+            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_NOISE_LEVEL,
+            description="Noise level", style=style,
+            tooltip="where denoising starts from the take's audio: low keeps it, high buries it",
+        )  # fmt: skip
+        self.level.add_class("flexaudio-noise-level")
         self.message = widgets.HTML()
         self.view = widgets.VBox()
+        self.view.add_class("flexaudio-history-view")
+        *keep, vary, start_from = self.buttons.values()
         self.widget = widgets.VBox(
-            [self.clips, widgets.HBox(list(self.buttons.values())), self.message, self.view]
+            [
+                self.clips,
+                widgets.HBox(keep),
+                widgets.HBox([vary, self.count, start_from, self.level]),
+                self.message,
+                self.view,
+            ]
         )
 
     def refresh(self, select: int | None = None) -> None:
@@ -70,6 +97,23 @@ class HistoryTab:
         path = self.session.save(take, self.folder, fmt)
         self.note(f"Saved clip #{take.number} as {path}")
         return path
+
+    def show_variations(self, source: Take, takes: list[Take], pngs: list[bytes]) -> None:
+        """Show `takes`, varied from `source`, side by side: each one's player over its waveform."""
+        columns = [
+            widgets.VBox(
+                [
+                    widgets.HTML(f"<b>#{take.number} · seed {take.seed}</b>"),
+                    widgets.HTML(take.clip._repr_html_()),
+                    widgets.Image(value=png, format="png", layout=widgets.Layout(width="100%")),
+                ],
+                layout=widgets.Layout(width="24%", min_width="300px"),
+            )
+            for take, png in zip(takes, pngs, strict=True)
+        ]
+        self.note(f"{len(takes)} variations of clip #{source.number}: the same request, new seeds.")
+        row = widgets.HBox(columns, layout=widgets.Layout(flex_flow="row wrap", width="100%"))
+        show_in(self.view, [row])
 
     def note(self, text: str) -> None:
         self.message.value = note_html(text)

@@ -82,6 +82,13 @@ def clip_png(clip: Clip) -> bytes:
     return figure_png(plot_clip(clip))
 
 
+def waveform_png(clip: Clip) -> bytes:
+    """The clip's waveform alone (`plots.plot_waveform`), as PNG bytes: small enough to set side by side."""
+    from ..plots import plot_waveform  # imported on use: matplotlib loads slowly
+
+    return figure_png(plot_waveform(clip))
+
+
 def image_html(png: bytes) -> str:
     """PNG bytes as an inline ``<img>``, for the HTML that the verbs' results show in a notebook."""
     data = base64.b64encode(png).decode("ascii")

@@ -7,7 +7,8 @@
   replayable manifest. `LastUsed` is the small cache that holds them (and the explorer's plots).
 - `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick, and
   whose outcome code can wait for (`Job.result`, like a `concurrent.futures.Future`).
-- `sweep_requests`: one request per value of the swept parameter, validated before anything is sent.
+- `sweep_requests`: one request per value of the swept parameter, validated before anything is sent;
+  `variation_count` and `noise_level` check what Vary and "Start from this take" are given.
 
 Nothing here imports ipywidgets, so it can be used (and read) on its own.
 """
@@ -44,6 +45,15 @@ MAX_SWEEP_VALUES = 8
 # Takes whose samples stay in memory (16 MiB each at 47.55 s stereo): a whole sweep, so plotting
 # one reads nothing back. Older takes are read back from their FLAC files when used.
 HELD_TAKES = MAX_SWEEP_VALUES
+# Vary makes at most as many takes as a sweep, so a whole set stays in memory too.
+MAX_VARIATIONS = MAX_SWEEP_VALUES
+DEFAULT_VARIATIONS = 4
+# Where audio-to-audio starts denoising (the scheduler's sigma): the sampler ends at 0.3, so a level
+# must be above it. At 1 the source's shape survives; at 100 it is all but gone (text-to-audio
+# starts at 500). The slider's stops, roughly doubling:
+NOISE_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 0.3, NOISE_LEVELS[-1]
+DEFAULT_NOISE_LEVEL = 1.0
 
 
 class LastUsed:
@@ -81,6 +91,8 @@ class LastUsed:
 class Take:
     """One clip of the session: `number` counts from 1, `origin` says what made it.
 
+    Its lineage: `parent` is the take it was varied or started from; a take made by audio-to-audio
+    started from take `source`'s audio at `init_noise_level` (a variation of it did too).
     A take keeps what describes its clip (request, seed, timings, length, measurements); the
     samples are its `session`'s, which gives them back as `clip`, from the take's FLAC file
     (`path`) when they are no longer held in memory.
@@ -96,6 +108,9 @@ class Take:
     origin: str = "generate"
     made_at: float = field(default_factory=time.time)
     click_to_audio: float | None = None  # seconds from the click to the player being shown
+    parent: int | None = None
+    source: int | None = None
+    init_noise_level: float | None = None
 
     @property
     def clip(self) -> Clip:
@@ -127,10 +142,21 @@ class Take:
         return " · ".join(parts)
 
     def label(self) -> str:
-        """One line for the history list: prompt, parameters, and tempo, loudness and brightness."""
+        """One line for the history list: prompt, parameters, and tempo, loudness and brightness.
+
+        A take made from another starts with its lineage: ``#7 ← varied from #3 · ...``.
+        """
         prompt = self.prompt or "(no prompt)"
         prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
-        return f"#{self.number} {prompt} · {self.short_parameters()} · {self.measured()} ({self.origin})"
+        described = f"{prompt} · {self.short_parameters()} · {self.measured()}"
+        if self.parent is not None:
+            return f"#{self.number} ← {self.origin} · {described}"
+        return f"#{self.number} {described} ({self.origin})"
+
+    def lineage(self) -> dict[str, Any]:
+        """`parent`, `source` and `init_noise_level`, those that are set (for the manifest)."""
+        values = {"parent": self.parent, "source": self.source, "init_noise_level": self.init_noise_level}
+        return {name: value for name, value in values.items() if value is not None}
 
     def measured(self) -> str:
         """E.g. ``128 bpm · -14.2 LUFS · 2,310 Hz`` (analysed once, then kept with the take)."""
@@ -188,9 +214,12 @@ class Session:
         self._clips = LastUsed(HELD_TAKES)  # take number -> Clip
         self._lock = threading.Lock()
 
-    def add(self, clip: Clip, origin: str = "generate", click_to_audio: float | None = None) -> Take:
+    def add(
+        self, clip: Clip, origin: str = "generate", click_to_audio: float | None = None, **lineage: Any
+    ) -> Take:
         """Number `clip`, save it in the session's folder and hold it; return its take.
 
+        `lineage` is the take's ``parent``, ``source`` and ``init_noise_level`` (see `Take`).
         Raises `OSError` or `FlexAudioError` when it cannot be saved (then it is not added).
         """
         with self._lock:
@@ -204,6 +233,7 @@ class Session:
                 clip.offline,
                 origin,
                 click_to_audio=click_to_audio,
+                **lineage,
             )
             clip.save(take.path)
             self._takes.append(take)
@@ -251,8 +281,8 @@ class Session:
 
         The manifest has `AudioClient.generate_many`'s format, one line per clip: ``index``,
         ``status``, ``request`` (the body, with the seed used, so ``flexaudio batch`` can make the
-        clip again), ``seed``, ``path`` (relative to `folder`), ``timings``, plus ``origin`` and
-        ``offline``.
+        clip again), ``seed``, ``path`` (relative to `folder`), ``timings``, plus ``origin``,
+        ``offline`` and the take's lineage (`Take.lineage`).
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -264,7 +294,7 @@ class Session:
                 seed=take.seed,
                 path=self.save(take, folder, "flac").name,
                 timings=take.timings,
-                extra={"origin": take.origin, "offline": take.offline},
+                extra={"origin": take.origin, "offline": take.offline, **take.lineage()},
             )
             for index, take in enumerate(self.takes)
         ]
@@ -306,6 +336,30 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
             f"{parameter}: give {allowed} (got {got})", field=parameter, value=values, allowed=allowed
         )
     return [base.with_parameters(**{parameter: value}) for value in numbers]
+
+
+def variation_count(count: Any) -> int:
+    """`count` if Vary can make that many takes (1 to `MAX_VARIATIONS`); `InvalidParameters` if not."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
+        allowed = f"an integer from 1 to {MAX_VARIATIONS}"
+        raise InvalidParameters(
+            f"count={count!r} is not allowed; allowed: {allowed}", field="count", value=count, allowed=allowed
+        )
+    return count
+
+
+def noise_level(level: Any) -> float:
+    """`level` as a float if audio-to-audio can start there; `InvalidParameters` if not."""
+    number = isinstance(level, int | float) and not isinstance(level, bool)
+    if not (number and MIN_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
+        allowed = f"more than {MIN_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
+        raise InvalidParameters(
+            f"init_noise_level={level!r} is not allowed; allowed: {allowed}",
+            field="init_noise_level",
+            value=level,
+            allowed=allowed,
+        )
+    return float(level)
 
 
 class Job:
