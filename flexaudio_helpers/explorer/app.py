@@ -380,10 +380,6 @@ class Explorer:
         job.cancel()
         self.controls.cancelled(job.elapsed)
 
-    def cancel_sweep(self) -> None:
-        """Abandon the running sweep's results (clips already saved stay in its folder)."""
-        self.sweep_tab.cancel()
-
     def wait(self, timeout: float | None = 600.0) -> bool:
         """Wait for the running generation, sweep and endpoint check; False if one is still running."""
         deadline = None if timeout is None else time.monotonic() + timeout
