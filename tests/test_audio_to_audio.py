@@ -67,7 +67,15 @@ def _run(generator, level, output_type="latent", source=None):
     return final, seen[0] * (level**2 + 1.0) ** 0.5
 
 
-@pytest.mark.parametrize("level", [0.31, DEFAULT_INIT_NOISE_LEVEL, 50.0])
+# The default level in the fast tier; the edges of the range in the slow one (each encodes a window).
+@pytest.mark.parametrize(
+    "level",
+    [
+        pytest.param(0.31, marks=pytest.mark.slow),
+        DEFAULT_INIT_NOISE_LEVEL,
+        pytest.param(50.0, marks=pytest.mark.slow),
+    ],
+)
 def test_the_source_starts_under_exactly_the_init_noise_level(generator, level):
     """Start = VAE encoding of the source + level x unit noise, the draws the pipeline's own
     generator makes (noise first, then the VAE posterior sample)."""
