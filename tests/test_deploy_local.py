@@ -71,6 +71,7 @@ def generate(served):
         return client.generate("Rain on a tin roof", audio_end_in_s=1.0, num_inference_steps=2)
 
 
+@pytest.mark.slow  # a local server of its own, served, inspected and stopped
 def test_serve_inspect_generate_stop(local, capfd):
     name = "stable-audio-open"
     served = local.serve(name, model=MODEL_ID, hf_token_secret="MY_HF_TOKEN")
@@ -132,6 +133,7 @@ def test_stale_state_is_replaced_and_only_the_recorded_process_is_stopped(local)
         bystander.wait()
 
 
+@pytest.mark.slow  # a server of its own that fails to start
 def test_a_server_that_cannot_start_fails_with_its_logs(local, monkeypatch):
     monkeypatch.setenv(MODEL_ENV, "/nonexistent/model-folder")
     local.serve("broken")

@@ -176,6 +176,7 @@ def test_unknown_route_is_404_json_and_models_describes_the_offline_model(offlin
     assert httpx.get(f"{offline_server.url}/health").json()["status"] == "ok"
 
 
+@pytest.mark.slow  # a server of its own with --max-waiting 1
 def test_a_full_queue_answers_503_with_retry_after(tmp_path):
     server = start_server(tmp_path, "--max-waiting", "1")
     try:

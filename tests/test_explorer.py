@@ -358,6 +358,7 @@ def test_the_verbs_refuse_what_the_controls_cannot_hold(explorer, tmp_path):
     assert explorer.job is None and explorer.sweep_job is None and len(explorer.session) == 0
 
 
+@pytest.mark.slow  # five generations, three of them encoding a source window (the buttons test stays fast)
 def test_vary_and_start_from_keep_the_lineage(explorer, tmp_path):
     first = explorer.generate(
         "A short test of variations", audio_end_in_s=1.0, num_inference_steps=2, guidance_scale=5.0, seed=7

@@ -29,6 +29,7 @@ def _log_since(server, start: int) -> str:
     return server.log()[start:]
 
 
+@pytest.mark.slow  # a server of its own that must refuse to start
 def test_a_key_that_cannot_travel_in_a_header_stops_the_server_from_starting(tmp_path):
     key = "ключ-" + "x" * 30  # UTF-8: latin-1 would have turned each Cyrillic letter into "?"
     environment = {**os.environ, "FLEXAUDIO_API_KEY": key, "FLEXAUDIO_STATE_DIR": str(tmp_path / "state")}

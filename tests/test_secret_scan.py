@@ -80,6 +80,7 @@ def run_cli(*arguments: str, cwd: Path, **environment: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow  # a deployment of its own with fake secrets, and the CLI as processes
 def test_no_secret_in_outputs_logs_exceptions_or_files(served, tmp_path, capfd, caplog):
     deployment, endpoint = served
     caplog.set_level(logging.DEBUG)  # every record of every logger, httpx and httpcore included

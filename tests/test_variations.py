@@ -275,6 +275,7 @@ def generator():
     return load_generator("offline", device="cpu")
 
 
+@pytest.mark.slow  # a pipeline of its own in this process (test_audio_to_audio covers the generator)
 def test_in_process_variations_and_audio_to_audio(generator):
     takes = variations_here(generator, "rain", 2, seed=3, **CHEAP)
     assert [(take.seed, take.request.parameters.seed) for take in takes] == [(3, 3), (4, 4)]
