@@ -104,6 +104,7 @@ def test_compile_failure_falls_back_to_eager(plain):
     np.testing.assert_array_equal(generator.generate(REQUEST).samples, expected.samples)
 
 
+@pytest.mark.slow  # a half-precision pipeline of its own (the choice itself is tested above)
 def test_half_precision_runs_the_transformer_and_vae_only():
     generator = load_generator("offline", device="cpu", dtype="bf16", warm_up=False)
     pipeline = generator.pipeline
