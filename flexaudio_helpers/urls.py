@@ -1,8 +1,8 @@
 """The endpoint's base URL: normalising what people paste, adding routes, explaining a 404.
 
 FlexAI's ``.config.endpointUrl`` is a base URL with no ``/v1``; people often paste the full
-``.../v1/audios/generations`` (sometimes twice) or ``.../v1``. The client adds the route itself,
-so those suffixes are removed rather than doubled.
+``.../v1/audios/generations`` (sometimes twice), vLLM-Omni's ``.../v1/audio/generate``, or
+``.../v1``. The client adds the route itself, so those suffixes are removed rather than doubled.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import EndpointNotConfigured
-from .protocol import GENERATIONS_ROUTE
+from .protocol import GENERATIONS_ROUTE, VLLM_OMNI_AUDIO_ROUTE
 from .redact import display_url
 
+ROUTE_SUFFIXES = (GENERATIONS_ROUTE, VLLM_OMNI_AUDIO_ROUTE, "/v1")  # removed from a pasted URL
 INSPECT_HINT = "flexai inference inspect NAME -j | jq .config.endpointUrl -r"
 
 
@@ -32,7 +33,7 @@ def normalise_url(url: str) -> tuple[str, list[str]]:
     path = parts.path.rstrip("/")
     removed: list[str] = []
     while True:
-        suffix = next((s for s in (GENERATIONS_ROUTE, "/v1") if path.endswith(s)), None)
+        suffix = next((s for s in ROUTE_SUFFIXES if path.endswith(s)), None)
         if suffix is None:
             break
         path = path[: -len(suffix)].rstrip("/")

@@ -148,6 +148,7 @@ def test_normalise_url_removes_route_suffixes():
     for given in (base, base + "/", base + "/v1", base + "/v1/audios/generations/v1/audios/generations"):
         assert normalise_url(given)[0] == base
     assert normalise_url(base + "/v1/audios/generations") == (base, ["/v1/audios/generations"])
+    assert normalise_url(base + "/v1/audio/generate/") == (base, ["/v1/audio/generate"])  # vLLM-Omni's
 
 
 # ----- faults --------------------------------------------------------------------------------
