@@ -92,12 +92,8 @@ def _run(
 
         # On a busy 2-core machine the same generation took 1.1 to 4 times longer on the main
         # thread (bench/inprocess_vs_endpoint.py and bench/RESULTS.md); on an idle one, the same.
-        if count is None:
-            run = partial(generator.generate, request, progress=advance, source=source)
-            takes = [_generation_thread.submit(run).result()]
-        else:
-            run = partial(generator.variations, request, count, progress=advance, source=source)
-            takes = _generation_thread.submit(run).result()
+        run = partial(generator.variations, request, count or 1, progress=advance, source=source)
+        takes = _generation_thread.submit(run).result()
     finished = time.perf_counter()
     timings = {
         "generation": takes[0].seconds,
@@ -105,15 +101,11 @@ def _run(
         "decoding": finished - last_step,
         "request": finished - started,
     }
-    if count is None:
-        return [
-            Clip(takes[0].samples, takes[0].sample_rate, request, takes[0].seed, timings, generator.offline)
-        ]
-    return [  # each take's request names its seed: it replays alone
+    return [  # variations' requests name each take's seed: any one replays alone
         Clip(
             take.samples,
             take.sample_rate,
-            request.with_parameters(seed=take.seed),
+            request if count is None else request.with_parameters(seed=take.seed),
             take.seed,
             timings,
             generator.offline,
