@@ -86,7 +86,7 @@ def test_the_source_starts_under_exactly_the_init_noise_level(generator, level):
     window[0, :, : source.shape[1]] = source
     draws = torch.Generator("cpu").manual_seed(40)
     with torch.inference_mode():
-        noise = randn_tensor((1, 8, 1024), generator=draws)
+        noise = randn_tensor((1, pipeline.transformer.config.in_channels, 1024), generator=draws)
         encoded = pipeline.vae.encode(torch.from_numpy(window)).latent_dist.sample(draws)
     torch.testing.assert_close(start, encoded + level * noise, atol=1e-4 * (1 + level), rtol=1e-5)
 
