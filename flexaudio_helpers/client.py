@@ -64,6 +64,7 @@ from .protocol import (
     MODELS_ROUTE,
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
+    unsendable_key_character,
 )
 from .redact import display_url, mask_values
 from .responses import error_for_response, header_number, read_bounded, seed_header, server_error
@@ -83,18 +84,15 @@ KEY_ADVICE = f"check the key ({INFERENCE_API_KEY_ENV}, or the api_key given) bel
 NO_KEY_ADVICE = f"no API key was sent: pass api_key=... or set {INFERENCE_API_KEY_ENV} (environment or .env)"
 # Variations in flight at once: one generating while the next is sent (the endpoint runs one at a time).
 VARIATIONS_CONCURRENCY = 2
-# What a bearer key may hold: visible ASCII (anything else cannot be sent in an HTTP header).
-KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
 
 def check_key(api_key: str) -> None:
     """Raise `AuthenticationError` (without the key) unless it can be sent in a header."""
-    bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
-    if bad:
+    problem = unsendable_key_character(api_key)
+    if problem:
         raise AuthenticationError(
-            f"the API key cannot be sent in an HTTP header: character {bad[0] + 1} of {len(api_key)} "
-            "is not visible ASCII (a space, a control character or a non-ASCII letter); check how "
-            f"it was copied into {INFERENCE_API_KEY_ENV} or api_key=..."
+            f"{problem} (a space, a control character or a non-ASCII letter); check how it was "
+            f"copied into {INFERENCE_API_KEY_ENV} or api_key=..."
         )
 
 

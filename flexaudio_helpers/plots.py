@@ -90,7 +90,7 @@ def draw_waveform(axes: Sequence[Any], envelope: WaveformEnvelope, *, time_axis:
     """One lane per channel on the caller's `axes`; returns the filled areas, one per lane.
 
     All lanes share a vertical scale of ± the clip's peak, so a quiet clip (the offline model
-    peaks near -31 dBFS) still shows its shape; the first lane says the peak in dBFS, so that
+    peaks near -34 dBFS) still shows its shape; the first lane says the peak in dBFS, so that
     its loudness stays readable. Without `time_axis` no lane draws an x axis (one below shows time).
     """
     areas = []

@@ -42,6 +42,29 @@ def error_body(message: str, error_type: str, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": error_type, "param": param}}
 
 
+# What a bearer key may hold: visible ASCII (RFC 6750's b64token and the other visible characters);
+# anything else cannot travel in an HTTP header.
+KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
+
+
+def unsendable_key_character(api_key: str) -> str | None:
+    """Why `api_key` cannot be sent in an HTTP header (which character, never the key), or None."""
+    bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
+    if not bad:
+        return None
+    position = f"character {bad[0] + 1} of {len(api_key)}"
+    return f"the API key cannot be sent in an HTTP header: {position} is not visible ASCII"
+
+
+def check_api_key(api_key: str) -> None:
+    """The server's check: raise ValueError (without the key) unless it can travel as a bearer token."""
+    if not api_key:
+        raise ValueError("the endpoint needs a non-empty API key")
+    problem = unsendable_key_character(api_key)
+    if problem:
+        raise ValueError(f"{problem} (use letters, digits and punctuation, e.g. secrets.token_urlsafe(32))")
+
+
 # Shown wherever an offline clip appears (player, CLI, analysis, plots).
 OFFLINE_NOTICE = "offline model: this is noise from random weights, not music"
 

@@ -29,6 +29,10 @@ def examples(full: int) -> int:
 
 def pytest_collection_modifyitems(config, items):
     if RUN_SLOW:
+        # Files with slow tests first: the workers take files in this order, so the whole tours
+        # start at once and the short files fill in around them, rather than a tour running alone
+        # at the end.
+        items.sort(key=lambda item: "slow" not in item.keywords)
         return
     skip = pytest.mark.skip(reason="slow tier: run by `make test-all` (RUN_SLOW=1)")
     for item in items:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..files import read_private
-from ..protocol import LOCAL_SERVER_KEY_ENV
+from ..protocol import LOCAL_SERVER_KEY_ENV, check_api_key
 from ..settings import setting
 from ..state import state_dir, write_private
 
@@ -69,13 +69,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Imported here so --help answers without loading torch.
-    import uvicorn
-
     from ..errors import FlexAudioError, ModelLoadError
-    from .app import check_api_key, create_app
-    from .guard import ACCEPT_BACKLOG, KEEP_ALIVE_TIMEOUT, connection_cap, guarded_protocol
-    from .pipeline import load_generator
 
     try:
         api_key, key_source = load_or_create_api_key(
@@ -84,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         check_api_key(api_key)
     except (FlexAudioError, ValueError) as exc:  # messages name where the key is, never the key
         sys.exit(f"error: {exc}")
+    # Imported only now: --help and a bad key answer at once, without loading torch (about 6 s).
+    import uvicorn
+
+    from .app import create_app
+    from .guard import ACCEPT_BACKLOG, KEEP_ALIVE_TIMEOUT, connection_cap, guarded_protocol
+    from .pipeline import load_generator
+
     try:
         generator = load_generator(
             arguments.model,

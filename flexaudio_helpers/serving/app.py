@@ -36,6 +36,7 @@ from ..protocol import (
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
     SEED_HEADER,
+    check_api_key,
     error_body,
 )
 from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
@@ -53,8 +54,6 @@ TEXT_BODY_BYTES = 64 * 1024
 MAX_BODY_BYTES = MAX_INIT_AUDIO_CHARS + TEXT_BODY_BYTES
 MAX_SOURCE_UPLOADS = 2
 BODY_TIMEOUT = 60.0  # seconds to send a whole body (14 MB at 2 Mbit/s); a trickling client is cut off
-# What a bearer token may hold (RFC 6750's b64token, plus the other visible ASCII characters).
-KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
 
 def error_response(status: int, message: str, error_type: str, param: str | None = None, **headers: str):
@@ -68,18 +67,6 @@ def wav_bytes(audio: GeneratedAudio) -> bytes:
     samples = np.clip(audio.samples, -1.0, 1.0).T  # soundfile wants (frames, channels)
     sf.write(buffer, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
-
-
-def check_api_key(api_key: str) -> None:
-    """Raise ValueError (without the key) unless `api_key` can travel as a bearer token in a header."""
-    if not api_key:
-        raise ValueError("the endpoint needs a non-empty API key")
-    bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
-    if bad:
-        raise ValueError(
-            f"the API key cannot be sent in an HTTP header: character {bad[0] + 1} of {len(api_key)} is "
-            "not visible ASCII (use letters, digits and punctuation, e.g. secrets.token_urlsafe(32))"
-        )
 
 
 def _authorized(request: Request, api_key: str) -> bool:
