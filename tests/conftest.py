@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +28,96 @@ def examples(full: int) -> int:
     return full if RUN_SLOW else max(10, full // 20)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# `make test` runs the notebooks under nbmake on copies in test-artifacts/notebooks, in the same
+# session as the tests (see `pytest_xdist_make_scheduler`), with this environment: this machine and
+# the offline model, a state folder of their own, and known fake secrets that
+# tests/test_notebook_outputs.py then looks for in every output and file.
+NOTEBOOK_COPIES = ROOT / "test-artifacts" / "notebooks"
+NOTEBOOK_ENVIRONMENT = {
+    "FLEXAUDIO_TARGET": "local",
+    "FLEXAUDIO_MODEL": "offline",
+    "FLEXAUDIO_STATE_DIR": str(ROOT / "test-artifacts" / "state"),
+    "FLEXAUDIO_API_KEY": "fake-local-api-key-4f1c0de9",
+    "HF_TOKEN": "hf_fakeTokenForTheScan0123456789",
+    "INFERENCE_URL": "",
+    "INFERENCE_API_KEY": "",
+}
+NOTEBOOK_SCAN = "test_notebook_outputs.py"
+
+
+def _is_notebook(item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
+def _slow_as_a_whole(item) -> bool:
+    marks = getattr(getattr(item, "module", None), "pytestmark", [])
+    return any(mark.name == "slow" for mark in (marks if isinstance(marks, list) else [marks]))
+
+
+def _in_notebook_environment(run):
+    """`run` with NOTEBOOK_ENVIRONMENT set: the kernel, and any server it starts, inherit it."""
+
+    def run_in_environment() -> None:
+        saved = {name: os.environ.get(name) for name in NOTEBOOK_ENVIRONMENT}
+        os.environ.update(NOTEBOOK_ENVIRONMENT)
+        try:
+            run()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    return run_in_environment
+
+
 def pytest_collection_modifyitems(config, items):
-    if RUN_SLOW:
-        # Files with slow tests first: the workers take files in this order, so the whole tours
-        # start at once and the short files fill in around them, rather than a tour running alone
-        # at the end.
-        items.sort(key=lambda item: "slow" not in item.keywords)
-        return
-    skip = pytest.mark.skip(reason="slow tier: run by `make test-all` (RUN_SLOW=1)")
+    notebooks_ran = any(_is_notebook(item) for item in items)
+    slow_skip = pytest.mark.skip(reason="slow tier: run by `make test-all` (RUN_SLOW=1)")
+    scan_skip = pytest.mark.skip(reason="scans the notebooks run in the same session: `make test`")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if _is_notebook(item):
+            item.runtest = _in_notebook_environment(item.runtest)
+        elif item.path.name == NOTEBOOK_SCAN and not notebooks_ran:
+            item.add_marker(scan_skip)
+        elif "slow" in item.keywords and not RUN_SLOW:
+            item.add_marker(slow_skip)
+    # The order in which the workers take files (the Makefile passes --no-loadscope-reorder): under
+    # RUN_SLOW the files slow as a whole (tours, load, faults) first, so the longest start at once;
+    # then the notebooks and their scan (one worker, in order, about 2 minutes); then the rest, the
+    # most tests first, as xdist would order them.
+    tests_in_file = Counter(item.path for item in items)
+
+    def rank(item) -> tuple:
+        if RUN_SLOW and _slow_as_a_whole(item):
+            return (0, 0)
+        if _is_notebook(item):
+            return (1, 0)
+        if item.path.name == NOTEBOOK_SCAN:
+            return (2, 0)
+        return (3, -tests_in_file[item.path])
+
+    items.sort(key=rank)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under `--dist loadfile`, the notebooks and their scan are one unit of work: they run one
+    after another in one worker (02 serves the endpoint that 03 to 06 use, 07 stops it), while the
+    other worker runs test files."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksInOneWorker(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path.endswith((".ipynb", NOTEBOOK_SCAN)):
+                return "notebooks"
+            return super()._split_scope(nodeid)
+
+    return NotebooksInOneWorker(config, log)
 
 
 EXAMPLE_1 = {

@@ -1,34 +1,28 @@
-"""Scans the executed copies of the notebooks (made by `make notebooks`) for leaked secrets.
+"""Scans the executed copies of the notebooks for leaked secrets, and checks what they show.
 
-`make test` runs the notebooks under nbmake on copies, with known fake values for the HF token
-and the local API key, then runs this file with FLEXAUDIO_EXECUTED_NOTEBOOKS pointing at them.
+`make test` runs the notebooks under nbmake on copies (test-artifacts/notebooks), with known fake
+values for the HF token and the local API key (conftest's NOTEBOOK_ENVIRONMENT), then this file in
+the same worker (conftest orders it after them; it is skipped in a session without the notebooks).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EXECUTED = os.environ.get("FLEXAUDIO_EXECUTED_NOTEBOOKS")
-
-pytestmark = pytest.mark.skipif(not EXECUTED, reason="run by `make notebooks` after executing the notebooks")
+from conftest import NOTEBOOK_COPIES, NOTEBOOK_ENVIRONMENT, ROOT
 
 
 def _secrets() -> list[str]:
-    values = [os.environ.get("HF_TOKEN", ""), os.environ.get("FLEXAUDIO_API_KEY", "")]
-    assert all(len(value) >= 16 for value in values), "make notebooks sets long fake secrets to look for"
+    values = [NOTEBOOK_ENVIRONMENT["HF_TOKEN"], NOTEBOOK_ENVIRONMENT["FLEXAUDIO_API_KEY"]]
+    assert all(len(value) >= 16 for value in values), "the notebooks run with long fake secrets to look for"
     return values
 
 
 def test_every_notebook_was_executed_without_errors():
     for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        executed = json.loads((Path(EXECUTED) / source.name).read_text())
+        executed = json.loads((NOTEBOOK_COPIES / source.name).read_text())
         code_cells = [cell for cell in executed["cells"] if cell["cell_type"] == "code"]
         assert code_cells and all(cell.get("execution_count") for cell in code_cells), source.name
         for cell in code_cells:
@@ -39,7 +33,7 @@ def test_every_notebook_was_executed_without_errors():
 
 def test_no_secret_in_any_output_or_written_file():
     secrets = _secrets()
-    artifacts = Path(EXECUTED).parent
+    artifacts = NOTEBOOK_COPIES.parent
     private_holders = []
     for path in sorted(p for p in artifacts.rglob("*") if p.is_file()):
         data = path.read_bytes()
@@ -55,7 +49,7 @@ def test_no_secret_in_any_output_or_written_file():
 
 
 def _output_text(name: str) -> str:
-    executed = json.loads((Path(EXECUTED) / name).read_text())
+    executed = json.loads((NOTEBOOK_COPIES / name).read_text())
     parts = []
     for cell in executed["cells"]:
         for output in cell.get("outputs", []):
