@@ -56,6 +56,11 @@ UNDER_NBMAKE := $(NB_RUN) --nbmake --nbmake-timeout=300 --overwrite
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
+# One thread each for torch in every process under test: the two workers, their servers and kernels
+# already fill both cores, and torch's own threads only fought over them (make test: 3 min 06 s with
+# one thread, 3 min 45 s without).
+test test-all: export OMP_NUM_THREADS = 1
+
 notebook-copies: install
 	rm -rf test-artifacts/notebooks test-artifacts/state
 	mkdir -p $(NB_RUN) && cp notebooks/*.ipynb $(NB_RUN)/
