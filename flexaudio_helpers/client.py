@@ -64,7 +64,7 @@ from .protocol import (
     MODELS_ROUTE,
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
-    unsendable_key_character,
+    key_header_problem,
 )
 from .redact import display_url, mask_values
 from .responses import error_for_response, header_number, read_bounded, seed_header, server_error
@@ -88,7 +88,7 @@ VARIATIONS_CONCURRENCY = 2
 
 def check_key(api_key: str) -> None:
     """Raise `AuthenticationError` (without the key) unless it can be sent in a header."""
-    problem = unsendable_key_character(api_key)
+    problem = key_header_problem(api_key)
     if problem:
         raise AuthenticationError(
             f"{problem} (a space, a control character or a non-ASCII letter); check how it was "

@@ -47,7 +47,7 @@ def error_body(message: str, error_type: str, param: str | None = None) -> dict:
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
 
 
-def unsendable_key_character(api_key: str) -> str | None:
+def key_header_problem(api_key: str) -> str | None:
     """Why `api_key` cannot be sent in an HTTP header (which character, never the key), or None."""
     bad = [index for index, character in enumerate(api_key) if character not in KEY_CHARACTERS]
     if not bad:
@@ -60,7 +60,7 @@ def check_api_key(api_key: str) -> None:
     """The server's check: raise ValueError (without the key) unless it can travel as a bearer token."""
     if not api_key:
         raise ValueError("the endpoint needs a non-empty API key")
-    problem = unsendable_key_character(api_key)
+    problem = key_header_problem(api_key)
     if problem:
         raise ValueError(f"{problem} (use letters, digits and punctuation, e.g. secrets.token_urlsafe(32))")
 

@@ -3,7 +3,7 @@
 Our machines cannot download the 5 GB gated weights, so CI and fresh laptops run the whole
 tour on this instead. It is the real `diffusers.StableAudioPipeline` (T5 encoder, projection
 model, DiT transformer, Oobleck VAE, cosine DPM-Solver scheduler) at the real output shape:
-44.1 kHz stereo, up to 47.55 s, the same parameter limits. Only the widths are shrunk, and
+44.1 kHz stereo, up to 47.55 s, the same parameter limits. Only the sizes are shrunk, and
 the weights are random, so **its audio is noise, not music**.
 """
 
@@ -29,9 +29,9 @@ OFFLINE_MODEL_NAME = "offline"
 # save_pretrained() writes this file too, so a saved copy still knows it is the offline model.
 MARKER_FILE = "flexaudio_offline.json"
 
-# Random weights put the noise near full scale (about -8 LUFS, peaks at -5 dBFS, in our first model): a risk
-# in headphones. An untrained model's output level is ours to choose, so its last layer is scaled
-# down to about -35 LUFS with peaks near -34 dBFS.
+# Random weights put the noise near full scale (our first offline model read about -8 LUFS, with
+# peaks at -5 dBFS): a risk in headphones. An untrained model's output level is ours to choose, so
+# its last layer is scaled down to about -35 LUFS with peaks near -34 dBFS.
 OUTPUT_GAIN_DB = -39.0
 _TEXT_WIDTH = 32  # T5 d_model
 _CONDITIONING_WIDTH = 16  # projection output, transformer cross-attention input
