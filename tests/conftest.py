@@ -59,16 +59,10 @@ def _in_notebook_environment(run):
     """`run` with NOTEBOOK_ENVIRONMENT set: the kernel, and any server it starts, inherit it."""
 
     def run_in_environment() -> None:
-        saved = {name: os.environ.get(name) for name in NOTEBOOK_ENVIRONMENT}
-        os.environ.update(NOTEBOOK_ENVIRONMENT)
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in NOTEBOOK_ENVIRONMENT.items():
+                patch.setenv(name, value)
             run()
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
     return run_in_environment
 
