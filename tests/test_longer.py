@@ -6,7 +6,11 @@ lengths, the samples promised unchanged, seeds, lineage, the loop's seam, and ba
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +123,20 @@ def test_bad_input_names_its_field_and_nothing_is_made_or_written(tmp_path, call
         call(tmp_path / "out.wav")
     assert caught.value.field == field and "allowed" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def _peaks(minutes: float) -> dict:
+    """bench/extend.py's measurement: a fresh process, the offline model, one plain window (0) or
+    an extension to `minutes`; its peak resident memory and what it was once the model was loaded."""
+    bench = Path(__file__).parents[1] / "bench" / "extend.py"
+    command = [sys.executable, str(bench), "--child", str(minutes), "--steps", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_ten_minute_extension_stays_within_twice_one_windows_memory():
+    one, short, long = _peaks(0), _peaks(1), _peaks(10)
+    assert long["peak"] <= 2 * one["peak"]
+    # Flat in the length: 10 minutes of float32 stereo held in memory would add 211 MiB.
+    assert long["peak"] - long["loaded"] <= short["peak"] - short["loaded"] + 100
