@@ -39,7 +39,7 @@ def _peak_mib() -> float:
 
 def _child(minutes: float, steps: int) -> None:
     """In a fresh process: load, then one plain window (minutes 0) or an extension; print peaks."""
-    from flexaudio_helpers.longer import extend_here
+    from flexaudio_helpers.longer import extend
     from flexaudio_helpers.params import GenerationRequest
     from flexaudio_helpers.serving.pipeline import load_generator
 
@@ -51,7 +51,7 @@ def _child(minutes: float, steps: int) -> None:
     else:
         source = (np.random.default_rng(0).standard_normal((2, 5 * RATE)) * 0.05).astype(np.float32)
         with tempfile.TemporaryDirectory() as folder:
-            extend_here(
+            extend(
                 generator,
                 (source, RATE),
                 to=minutes * 60,
@@ -71,7 +71,7 @@ def _measure(minutes: float, steps: int) -> dict:
 
 
 def cpu(arguments: argparse.Namespace) -> None:
-    from flexaudio_helpers.longer import KEEP_SECONDS, extend_here
+    from flexaudio_helpers.longer import KEEP_SECONDS, extend
     from flexaudio_helpers.params import MAX_AUDIO_SECONDS, GenerationRequest
     from flexaudio_helpers.serving.pipeline import load_generator
 
@@ -86,7 +86,7 @@ def cpu(arguments: argparse.Namespace) -> None:
     to = 10.0 + MAX_AUDIO_SECONDS - KEEP_SECONDS + (windows - 1) * (MAX_AUDIO_SECONDS - KEEP_SECONDS)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        extend_here(
+        extend(
             generator,
             (source.samples, RATE),
             to=to,
@@ -127,7 +127,7 @@ def _flux(samples: np.ndarray) -> np.ndarray:
 
 def gpu(arguments: argparse.Namespace) -> None:
     from flexaudio_helpers.audio import Clip
-    from flexaudio_helpers.longer import HOP, WINDOW_FRAMES, extend_here
+    from flexaudio_helpers.longer import HOP, WINDOW_FRAMES, extend
     from flexaudio_helpers.params import GenerationRequest
     from flexaudio_helpers.serving.pipeline import load_generator
 
@@ -144,7 +144,7 @@ def gpu(arguments: argparse.Namespace) -> None:
     for keep in arguments.keeps:
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
-            path = extend_here(
+            path = extend(
                 generator,
                 (source.samples, RATE),
                 to=arguments.to,

@@ -1,20 +1,21 @@
 """Past the model's 47.55 s window: extend a clip to minutes, make a seamless loop, repaint a section.
 
 Each verb keeps part of a window and lets the model generate the rest (`serving.keep`), one
-whole window at a time:
+whole window at a time, on a generator in this process (`load_generator`) or through an
+endpoint that lists the ``keep_ranges`` extension (our local endpoint, via `AudioClient`):
 
-- `extend_here`: each new window keeps the last `KEEP_SECONDS` of the one before and generates
-  the rest; windows go to the file as they finish, joined by short crossfades, so memory stays
-  that of one window however long the piece.
-- `repaint_here`: regenerates ``[start, end)`` of a clip; outside it the clip's own samples are
-  put back, and the model's audio is used only inside, faded in and out at the section's edges.
-- `loop_here`: trims a clip to a whole number of beats, turns it so that its end-to-start seam
-  sits in the middle, repaints around the seam, and turns it back: the step from the last sample
-  to the first is then one the model made, inside a continuous stretch.
+- `extend`: each new window keeps the last `KEEP_SECONDS` of the one before and generates the
+  rest; windows go to the file as they finish, joined by short crossfades, so memory stays that
+  of one window however long the piece.
+- `repaint`: regenerates ``[start, end)`` of a clip; outside it the clip's own samples are put
+  back, and the model's audio is used only inside, faded in and out at the section's edges.
+- `loop`: trims a clip to a whole number of beats, turns it so that its end-to-start seam sits
+  in the middle, repaints around the seam, and turns it back: the step from the last sample to
+  the first is then one the model made, inside a continuous stretch.
 
 The chaining is written once, on a *window maker* (`Maker`): `window_here` makes windows with a
-generator in this process (chaining in latent space, no VAE round trip); `AudioClient.window`
-asks an endpoint for one window per request. Every result records its lineage (`Clip.lineage`).
+generator in this process (chaining in latent space, no VAE round trip), `window_through` asks
+an endpoint for one window per request. Every result records its lineage (`Clip.lineage`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +36,8 @@ from .params import CHANNELS, MAX_SEED, RANDOM_SEED_LIMIT, SAMPLE_RATE
 
 if TYPE_CHECKING:
     from .audio import Clip
-    from .serving.pipeline import AudioGenerator
+    from .client import AudioClient
+    from .serving.pipeline import AudioGenerator, GeneratedAudio
 
 # What each new window keeps of the one before: 10 s is 5 bars at 120 bpm, enough for the model to
 # hear tempo, key and texture, and leaves 37.55 s of new audio per 47.55 s window (1.27 windows
@@ -46,7 +49,8 @@ MAX_PIECE_SECONDS = 600.0  # 10 minutes: what `Clip.load` reads back at 44.1 kHz
 HOP = 2048  # audio samples per latent frame (Stable Audio Open's VAE)
 WINDOW_FRAMES = 1024  # latent frames per window: 1024 * 2048 / 44100 = 47.55 s
 
-# progress(window, windows, step, steps): after every denoising step; it may raise to stop.
+# progress(window, windows, step, steps): after every denoising step (through an endpoint, once
+# per window); it may raise to stop the piece, and then nothing is written.
 Progress = Callable[[int, int, int, int], None]
 
 
@@ -63,8 +67,17 @@ class Window:
     latents: Any = field(default=None, repr=False)
 
 
-# make(window, step_progress) -> (the window's audio (channels, 1024 * 2048), its latents or None)
-Maker = Callable[[Window, Callable[[int, int], None] | None], tuple[np.ndarray, Any]]
+@dataclass(frozen=True)
+class Made:
+    """A window made: its audio (channels, 1024 * 2048), its latents (in this process only), and
+    whether it came from the offline model."""
+
+    audio: np.ndarray
+    latents: Any
+    offline: bool
+
+
+Maker = Callable[[Window, Callable[[int, int], None] | None], Made]
 
 
 def window_here(generator: AudioGenerator, **parameters: Any) -> Maker:
@@ -73,7 +86,7 @@ def window_here(generator: AudioGenerator, **parameters: Any) -> Maker:
 
     pipeline = generator.pipeline
 
-    def make(window: Window, progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, Any]:
+    def make(window: Window, progress: Callable[[int, int], None] | None) -> Made:
         if window.latents is not None:
             pieces = [(first, window.latents[:, first:last]) for first, last in window.ranges]
         else:
@@ -83,13 +96,67 @@ def window_here(generator: AudioGenerator, **parameters: Any) -> Maker:
             ]
         request = as_request(window.prompt, **parameters).with_parameters(seed=window.seed)
         latents, audio = generator.window(request, kept(pipeline, pieces), progress)
-        return audio, latents
+        return Made(audio, latents, generator.offline)
 
     return make
 
 
-def extend_here(
-    generator: AudioGenerator,
+def window_through(client: AudioClient, **parameters: Any) -> Maker:
+    """A `Maker` through an endpoint: one request per window (`AudioClient.window`), progress
+    once the window has come back."""
+
+    def make(window: Window, progress: Callable[[int, int], None] | None) -> Made:
+        last = max(end for _, end in window.ranges)
+        ranges = [(first * HOP / SAMPLE_RATE, end * HOP / SAMPLE_RATE) for first, end in window.ranges]
+        clip = client.window(
+            window.prompt, window.audio[:, : last * HOP], ranges, seed=window.seed, **parameters
+        )
+        if clip.sample_rate != SAMPLE_RATE or clip.frames != WINDOW_FRAMES * HOP:
+            from .errors import InvalidAudioResponse
+
+            raise InvalidAudioResponse(
+                f"the endpoint answered {clip.frames} frames at {clip.sample_rate} Hz for a window; "
+                f"expected {WINDOW_FRAMES * HOP} at {SAMPLE_RATE} Hz"
+            )
+        if progress is not None:
+            steps = as_request("x", **parameters).parameters.num_inference_steps or 100
+            progress(steps, steps)
+        return Made(np.broadcast_to(clip.samples, (CHANNELS, clip.frames)), None, clip.offline)
+
+    return make
+
+
+def generated_window(
+    generator: AudioGenerator, request: Any, audio: np.ndarray, ranges: list[list[float]], progress: Any
+) -> GeneratedAudio:
+    """The endpoint's side of `window_through`: one whole window of `request` keeping `ranges`
+    (seconds) of `audio` (stereo at the model's rate), as `GeneratedAudio`."""
+    import time
+
+    from .serving.pipeline import GeneratedAudio
+
+    seed = request.parameters.seed
+    seed = secrets.randbelow(RANDOM_SEED_LIMIT) if seed is None else seed
+    frames = [(round(a * SAMPLE_RATE / HOP), round(b * SAMPLE_RATE / HOP)) for a, b in ranges]
+    parameters = request.parameters.model_dump(exclude_none=True)
+    started = time.perf_counter()
+    made = window_here(generator, **parameters)(Window(request.inputs, seed, audio, frames), progress)
+    return GeneratedAudio(made.audio, generator.sample_rate, seed, time.perf_counter() - started)
+
+
+def _maker(where: Any, parameters: dict[str, Any]) -> Maker:
+    """A generator, a client or a `Maker` as a `Maker`; the parameters checked first."""
+    parameters = _checked(parameters)
+    if hasattr(where, "pipeline"):
+        return window_here(where, **parameters)
+    if hasattr(where, "window"):
+        return window_through(where, **parameters)
+    return where
+
+
+# ----- the verbs, on a generator, a client or any window maker -----------------------------------
+def extend(
+    where: AudioGenerator | AudioClient,
     source: Any,
     /,
     *,
@@ -100,106 +167,32 @@ def extend_here(
     progress: Progress | None = None,
     **parameters: Any,
 ) -> Path:
-    """Extend `source` (a `Clip`, a file or ``(samples, rate)``) to `to` seconds, written to `out`.
+    """Extend `source` (a `Clip`, a file or ``(samples, rate)``) to `to` seconds (at most 600),
+    written to `out` (.wav or .flac), on `where`: a generator (`load_generator`) or an `AudioClient`.
 
     `prompts`: one per window, the last repeated (a piece can move from dawn to rain to thunder).
     Each window asks for the whole window, keeps the last `keep_seconds` of the one before and
     makes the rest; `parameters` (``num_inference_steps``, ``guidance_scale``, ``negative_prompt``,
     ``seed``) apply to every window, window k with seed + k. The file holds the source's samples
     unchanged up to the first join (at the model's rate, as 16-bit PCM), then each window after a
-    50 ms crossfade; windows are written as they finish. Returns `out`; ``Clip.load(out)`` reads it
-    with its lineage.
+    50 ms crossfade; windows are written as they finish, so memory stays that of one window. Returns
+    `out`; ``Clip.load(out)`` reads it with its lineage. `progress(window, windows, step, steps)`
+    replaces the step bar and may raise to stop: then no file is written.
+
+    Raises `InvalidParameters` naming the field (``to``, ``prompts``, ``keep_seconds``, ``source``
+    or a parameter) before anything is generated or written.
     """
-    return extend(
-        window_here(generator, **_checked(parameters)),
-        source,
-        to=to,
-        prompts=prompts,
-        out=out,
-        keep_seconds=keep_seconds,
-        progress=progress,
-        offline=generator.offline,
-        **parameters,
-    )
-
-
-def repaint_here(
-    generator: AudioGenerator,
-    clip: Any,
-    /,
-    start: float,
-    end: float,
-    *,
-    prompt: str | None = None,
-    progress: Progress | None = None,
-    **parameters: Any,
-) -> Clip:
-    """`clip` with ``[start, end)`` seconds made again (by `prompt`, else the clip's own prompt).
-
-    Outside the section the samples are the clip's own; inside, the model's audio fades in and
-    out over 50 ms at the section's edges. The section is at most a window long.
-    """
-    make = window_here(generator, **_checked(parameters))
-    return repaint(
-        make, clip, start, end, prompt=prompt, progress=progress, offline=generator.offline, **parameters
-    )
-
-
-def loop_here(
-    generator: AudioGenerator,
-    clip: Any,
-    /,
-    *,
-    bars: int,
-    bpm: float | None = None,
-    beats_per_bar: int = 4,
-    prompt: str | None = None,
-    progress: Progress | None = None,
-    **parameters: Any,
-) -> Clip:
-    """A loop of `bars` bars from the start of `clip`: a whole number of beats at `bpm` (else the
-    tempo `analyze` measures), seamless on repeat. See the module's docstring for how."""
-    make = window_here(generator, **_checked(parameters))
-    return loop(
-        make,
-        clip,
-        bars=bars,
-        bpm=bpm,
-        beats_per_bar=beats_per_bar,
-        prompt=prompt,
-        progress=progress,
-        offline=generator.offline,
-        **parameters,
-    )
-
-
-# ----- the chaining, on any window maker ---------------------------------------------------------
-def extend(
-    make: Maker,
-    source: Any,
-    /,
-    *,
-    to: float,
-    prompts: str | list[str],
-    out: str | Path,
-    keep_seconds: float = KEEP_SECONDS,
-    progress: Progress | None = None,
-    offline: bool = False,
-    **parameters: Any,
-) -> Path:
-    """`extend_here` on any `Maker` (this process's or an endpoint's)."""
     from .audio import Clip
 
+    make = _maker(where, parameters)
     samples, origin = _source(source, MAX_PIECE_SECONDS, "source")
     have = samples.shape[1]
     total = _seconds(to, "to", have / SAMPLE_RATE, MAX_PIECE_SECONDS)
-    keep_seconds = _number(keep_seconds, "keep_seconds", HOP / SAMPLE_RATE, 40.0)
-    keep = max(1, round(keep_seconds * SAMPLE_RATE / HOP))  # frames
+    keep = round(_number(keep_seconds, "keep_seconds", HOP / SAMPLE_RATE, 40.0) * SAMPLE_RATE / HOP)
     first_keep = min(keep, have // HOP)
     if first_keep < 1:
-        raise _invalid(
-            "source", f"{have} samples is too short", f"at least {HOP} samples ({HOP / SAMPLE_RATE:.3f} s)"
-        )
+        at_least = f"at least {HOP} samples ({HOP / SAMPLE_RATE:.3f} s)"
+        raise _invalid("source", f"{have} samples is too short", at_least)
     window = WINDOW_FRAMES * HOP
     windows = 1 + max(0, math.ceil((total - have - (window - first_keep * HOP)) / (window - keep * HOP)))
     prompts = _prompts(prompts, windows)
@@ -212,37 +205,34 @@ def extend(
         "windows": [{"prompt": prompts[k], "seed": seeds[k]} for k in range(windows)],
     }
     request = as_request(prompts[0], **parameters).with_parameters(seed=seeds[0])
-    fade = round(CROSSFADE_SECONDS * SAMPLE_RATE)
-    header = Clip(np.zeros((CHANNELS, 0), np.float32), SAMPLE_RATE, request, seeds[0], {}, offline, lineage)
+    fade = min(round(CROSSFADE_SECONDS * SAMPLE_RATE), first_keep * HOP)
     report = _reporter(progress, windows, parameters)
-    written = 0
-    with header.writer(out) as stream:
-
-        def emit(part: np.ndarray) -> None:
-            nonlocal written
-            part = part[:, : total - written]
-            stream.write(np.clip(part, -1.0, 1.0).T)
-            written += part.shape[1]
-
-        cut = max(0, have - min(fade, first_keep * HOP))
-        emit(samples[:, :cut])
-        held, tail, latents = samples[:, cut:], samples[:, have - first_keep * HOP :], None
+    written, cut = 0, have - fade
+    held, tail, made = samples[:, cut:], samples[:, have - first_keep * HOP :], None
+    with ExitStack() as files:
         for k in range(windows):
-            kept_frames = tail.shape[1] // HOP
-            audio, latents = make(
-                Window(prompts[k], seeds[k], tail, [(0, kept_frames)], _shifted(latents, kept_frames)),
-                report(k),
-            )
-            join = kept_frames * HOP
-            emit(_crossfade(held, audio[:, join - held.shape[1] : join]))
-            emit(audio[:, join : window - fade])
+            frames = tail.shape[1] // HOP
+            latents = _shifted(made.latents if made else None, frames)
+            made = make(Window(prompts[k], seeds[k], tail, [(0, frames)], latents), report(k))
+            if k == 0:  # opened once the first window says whether it is the offline model's
+                piece = Clip(
+                    np.zeros((CHANNELS, 0)), SAMPLE_RATE, request, seeds[0], {}, made.offline, lineage
+                )
+                stream = files.enter_context(piece.writer(out))
+                parts = [samples[:, :cut]]
+            audio, join = made.audio, frames * HOP
+            parts += [_crossfade(held, audio[:, join - held.shape[1] : join]), audio[:, join : window - fade]]
             held, tail = audio[:, window - fade :], audio[:, window - keep * HOP :]
-        emit(held)
+            for part in parts + ([held] if k == windows - 1 else []):
+                part = part[:, : total - written]
+                stream.write(np.clip(part, -1.0, 1.0).T)
+                written += part.shape[1]
+            parts = []
     return Path(out)
 
 
 def repaint(
-    make: Maker,
+    where: AudioGenerator | AudioClient,
     clip: Any,
     /,
     start: float,
@@ -250,31 +240,31 @@ def repaint(
     *,
     prompt: str | None = None,
     progress: Progress | None = None,
-    offline: bool = False,
     **parameters: Any,
 ) -> Clip:
-    """`repaint_here` on any `Maker`."""
+    """`clip` (a `Clip`, a file or ``(samples, rate)``) with ``[start, end)`` seconds made again by
+    `prompt` (else the clip's own), on a generator or an `AudioClient`; `parameters` as `extend`.
+
+    Outside the section the samples are the clip's own; inside, the model's audio fades in and
+    out over 50 ms at the section's edges. The section is at most 45.05 s (a window less 2.5 s of
+    context). Raises `InvalidParameters` naming ``start``, ``end``, ``prompt`` or a parameter.
+    """
     from .audio import Clip
 
+    make = _maker(where, parameters)
     samples, origin = _source(clip, MAX_PIECE_SECONDS, "clip")
     duration = samples.shape[1] / SAMPLE_RATE
     start = _number(start, "start", 0.0, duration, upper_open=True)
     end = _number(end, "end", start, duration, lower_open=True)
     longest = WINDOW_FRAMES * HOP / SAMPLE_RATE - 2.5
     if end - start > longest:
-        raise _invalid(
-            "end", f"a section of {end - start:.2f} s is too long", f"at most {longest:.2f} s after start"
-        )
+        too_long = f"a section of {end - start:.2f} s is too long"
+        raise _invalid("end", too_long, f"at most {longest:.2f} s after start")
     prompt = _prompt_of(prompt, clip)
     seed = _seeds(parameters.get("seed"), 1)[0]
-    result = _repaint_samples(
-        make,
-        samples,
-        round(start * SAMPLE_RATE),
-        round(end * SAMPLE_RATE),
-        prompt,
-        seed,
-        _reporter(progress, 1, parameters)(0),
+    section = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+    result, offline = _repaint_samples(
+        make, samples, *section, prompt, seed, _reporter(progress, 1, parameters)
     )
     lineage = {
         "verb": "repaint",
@@ -287,7 +277,7 @@ def repaint(
 
 
 def loop(
-    make: Maker,
+    where: AudioGenerator | AudioClient,
     clip: Any,
     /,
     *,
@@ -296,12 +286,17 @@ def loop(
     beats_per_bar: int = 4,
     prompt: str | None = None,
     progress: Progress | None = None,
-    offline: bool = False,
     **parameters: Any,
 ) -> Clip:
-    """`loop_here` on any `Maker`."""
+    """A loop of `bars` bars from the start of `clip`, seamless on repeat, on a generator or an
+    `AudioClient`: exactly ``bars * beats_per_bar`` beats at `bpm` (else the tempo `analyze`
+    measures), rounded to the sample. The end-to-start seam is repainted (see the module's
+    docstring); `prompt` and `parameters` as `repaint`. Raises `InvalidParameters` naming ``bars``,
+    ``beats_per_bar``, ``bpm``, ``prompt`` or a parameter.
+    """
     from .audio import Clip
 
+    make = _maker(where, parameters)
     samples, origin = _source(clip, MAX_PIECE_SECONDS, "clip")
     bars = _count(bars, "bars")
     beats_per_bar = _count(beats_per_bar, "beats_per_bar")
@@ -328,9 +323,8 @@ def loop(
     half = length // 2
     turned = np.roll(samples[:, :length], -half, axis=1)  # the end-to-start seam now sits at length - half
     seam, reach = length - half, min(round(LOOP_SEAM_SECONDS * SAMPLE_RATE), length // 4)
-    repainted = _repaint_samples(
-        make, turned, seam - reach, seam + reach, prompt, seed, _reporter(progress, 1, parameters)(0)
-    )
+    report = _reporter(progress, 1, parameters)
+    repainted, offline = _repaint_samples(make, turned, seam - reach, seam + reach, prompt, seed, report)
     lineage = {
         "verb": "loop",
         "source": origin,
@@ -349,7 +343,7 @@ def loop(
 # ----- pieces ------------------------------------------------------------------------------------
 def _repaint_samples(
     make: Maker, samples: np.ndarray, start: int, end: int, prompt: str, seed: int, progress: Any
-) -> np.ndarray:
+) -> tuple[np.ndarray, bool]:
     """`samples` with [start, end) made again by one window around it, faded in and out."""
     window = WINDOW_FRAMES * HOP
     offset = 0
@@ -358,16 +352,16 @@ def _repaint_samples(
     audio = samples[:, offset : offset + window]
     free_first, free_last = (start - offset) // HOP, -(-(end - offset) // HOP)
     ranges = [(a, b) for a, b in ((0, free_first), (free_last, audio.shape[1] // HOP)) if b > a]
-    made, _ = make(Window(prompt, seed, audio, ranges), progress)
+    made = make(Window(prompt, seed, audio, ranges), progress(0))
     result = samples.copy()
     fade = min(round(CROSSFADE_SECONDS * SAMPLE_RATE), (end - start) // 4)
-    inside = made[:, start - offset : end - offset]
+    inside = made.audio[:, start - offset : end - offset]
     section = samples[:, start:end]
     ramp = np.ones(end - start, np.float32)
     ramp[:fade] = np.arange(1, fade + 1) / (fade + 1)
     ramp[len(ramp) - fade :] = ramp[:fade][::-1]
     result[:, start:end] = section * (1 - ramp) + inside * ramp
-    return result
+    return result, made.offline
 
 
 def _crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.errors import InvalidParameters
-from flexaudio_helpers.longer import extend, extend_here, loop, loop_here, repaint, repaint_here
+from flexaudio_helpers.longer import extend, loop, repaint
 from flexaudio_helpers.serving.pipeline import load_generator
 
 RATE = 44_100
@@ -45,7 +45,7 @@ def source_file(tmp_path):
 
 
 def test_extend_keeps_the_source_and_lasts_exactly_to(generator, source_file, tmp_path):
-    out = extend_here(generator, source_file, to=60.0, prompts=["dawn", "rain"], out=tmp_path / "long.wav",
+    out = extend(generator, source_file, to=60.0, prompts=["dawn", "rain"], out=tmp_path / "long.wav",
                       progress=lambda *args: None, seed=3, **FAST)  # fmt: skip
     written, rate = sf.read(out, dtype="int16")
     original, _ = sf.read(source_file, dtype="int16")
@@ -60,13 +60,13 @@ def test_extend_keeps_the_source_and_lasts_exactly_to(generator, source_file, tm
 
 def test_repaint_changes_only_the_section_and_its_seed_reproduces(generator):
     clip = Clip(rising_tone(6.0), RATE)
-    first = repaint_here(generator, clip, 2.0, 3.5, prompt="thunder", seed=9, **FAST)
+    first = repaint(generator, clip, 2.0, 3.5, prompt="thunder", seed=9, **FAST)
     start, end = 2 * RATE, round(3.5 * RATE)
     assert first.frames == clip.frames
     assert np.array_equal(first.samples[:, :start], clip.samples[:, :start])
     assert np.array_equal(first.samples[:, end:], clip.samples[:, end:])
     assert np.abs(first.samples[:, start:end] - clip.samples[:, start:end]).max() > 0.01
-    again = repaint_here(generator, clip, 2.0, 3.5, prompt="thunder", seed=9, **FAST)
+    again = repaint(generator, clip, 2.0, 3.5, prompt="thunder", seed=9, **FAST)
     assert np.array_equal(first.samples, again.samples)
     source = {"seconds": 6.0, "sample_rate": RATE, "prompt": None, "seed": None}
     windows = [{"prompt": "thunder", "seed": 9}]
@@ -83,7 +83,7 @@ def test_a_loop_lasts_whole_beats_and_its_seam_is_no_rougher_than_the_clip(gener
     bars, bpm = 3, 100.0
     length = round(bars * 4 * 60 / bpm * RATE)
     assert not _seam_is_smooth(clip.samples[:, :length])  # cut plainly, the seam jumps
-    looped = loop_here(generator, clip, bars=bars, bpm=bpm, prompt="drums", seed=2, **FAST)
+    looped = loop(generator, clip, bars=bars, bpm=bpm, prompt="drums", seed=2, **FAST)
     assert looped.frames == length and math.isclose(looped.duration / (60 / bpm), 12.0)
     assert _seam_is_smooth(looped.samples)
     assert looped.lineage["bars"] == 3 and looped.lineage["bpm"] == 100.0
