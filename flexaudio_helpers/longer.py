@@ -109,7 +109,11 @@ def window_through(client: AudioClient, **parameters: Any) -> Maker:
         last = max(end for _, end in window.ranges)
         ranges = [(first * HOP / SAMPLE_RATE, end * HOP / SAMPLE_RATE) for first, end in window.ranges]
         clip = client.window(
-            window.prompt, window.audio[:, : last * HOP], ranges, seed=window.seed, **parameters
+            window.prompt,
+            (window.audio[:, : last * HOP], SAMPLE_RATE),
+            ranges,
+            seed=window.seed,
+            **parameters,
         )
         if clip.sample_rate != SAMPLE_RATE or clip.frames != WINDOW_FRAMES * HOP:
             from .errors import InvalidAudioResponse
@@ -137,7 +141,9 @@ def generated_window(
 
     seed = request.parameters.seed
     seed = secrets.randbelow(RANDOM_SEED_LIMIT) if seed is None else seed
-    frames = [(round(a * SAMPLE_RATE / HOP), round(b * SAMPLE_RATE / HOP)) for a, b in ranges]
+    whole = audio.shape[1] // HOP  # ranges past the audio sent keep only what was sent
+    frames = [(round(a * SAMPLE_RATE / HOP), min(whole, round(b * SAMPLE_RATE / HOP))) for a, b in ranges]
+    frames = [(first, last) for first, last in frames if last > first]
     parameters = request.parameters.model_dump(exclude_none=True)
     started = time.perf_counter()
     made = window_here(generator, **parameters)(Window(request.inputs, seed, audio, frames), progress)
