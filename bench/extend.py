@@ -1,11 +1,11 @@
 """Extending past the 47.55 s window: compute and memory side by side, and seam quality on a GPU.
 
 Default (CPU, offline model, this process), printed side by side in one run:
-- seconds of compute per minute of audio: an extension (`extend_here`, each window keeping
+- seconds of compute per minute of audio: an extension (`longer.extend`, each window keeping
   `KEEP_SECONDS` of the one before) against independent whole windows (`generate`);
 - peak resident memory against the piece's length (1, 3 and 10 minutes), each in a fresh process
-  (``ru_maxrss``), beside one plain window: the extension writes windows as they finish, so
-  this should be flat.
+  (VmHWM, glibc's mmap threshold fixed), beside one plain window: the extension writes windows
+  as they finish, so this should be flat.
 
 ``--gpu`` (a real model, e.g. ``--model stabilityai/stable-audio-open-1.0`` with HF_TOKEN): seam
 quality for several K: spectral flux (the rise of the magnitude spectrum from one STFT frame to
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,12 @@ PROMPT = "Slow ambient pads with a soft piano melody, 90 bpm"
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """This process's peak resident memory: VmHWM (``ru_maxrss`` would start from the parent's
+    peak, which Linux carries across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise OSError("no VmHWM in /proc/self/status: Linux only")
 
 
 def _child(minutes: float, steps: int) -> None:
@@ -66,7 +72,11 @@ def _child(minutes: float, steps: int) -> None:
 
 def _measure(minutes: float, steps: int) -> dict:
     command = [sys.executable, __file__, "--child", str(minutes), "--steps", str(steps)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A fixed mmap threshold: glibc then returns each large buffer to the system when it is freed,
+    # so the peak is what the code holds at once, not how the heap happened to fragment (with
+    # glibc's moving threshold the same 1-minute run peaked anywhere from +454 to +818 MiB).
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**20)}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -78,31 +88,43 @@ def cpu(arguments: argparse.Namespace) -> None:
     generator = load_generator("offline", device="cpu")
     steps, windows = arguments.steps, 3
     request = GenerationRequest.build(PROMPT, num_inference_steps=steps, seed=1)
-    started = time.perf_counter()
-    for window in range(windows):
-        generator.generate(request.with_parameters(seed=window))
-    independent = (time.perf_counter() - started) / (windows * MAX_AUDIO_SECONDS / 60)
-    source = generator.generate(request.with_parameters(audio_end_in_s=10.0))
-    to = 10.0 + MAX_AUDIO_SECONDS - KEEP_SECONDS + (windows - 1) * (MAX_AUDIO_SECONDS - KEEP_SECONDS)
-    with tempfile.TemporaryDirectory() as folder:
+    source = generator.generate(request.with_parameters(audio_end_in_s=10.0))  # also the warm-up
+    to = 10.0 + windows * (MAX_AUDIO_SECONDS - KEEP_SECONDS)
+
+    def independent() -> float:
         started = time.perf_counter()
-        extend(
-            generator,
-            (source.samples, RATE),
-            to=to,
-            prompts=PROMPT,
-            out=Path(folder) / "x.wav",
-            progress=lambda *args: None,
-            num_inference_steps=steps,
-            seed=1,
-        )
-        extension = (time.perf_counter() - started) / ((to - 10.0) / 60)
+        for window in range(windows):
+            generator.generate(request.with_parameters(seed=window))
+        return (time.perf_counter() - started) / (windows * MAX_AUDIO_SECONDS / 60)
+
+    def extension() -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            extend(
+                generator,
+                (source.samples, RATE),
+                to=to,
+                prompts=PROMPT,
+                out=Path(folder) / "x.wav",
+                progress=lambda *args: None,
+                num_inference_steps=steps,
+                seed=1,
+            )
+            return (time.perf_counter() - started) / ((to - 10.0) / 60)
+
+    runs: dict = {independent: [], extension: []}
+    for repeat in range(arguments.repeats):  # alternating which goes first
+        for side in (independent, extension) if repeat % 2 == 0 else (extension, independent):
+            runs[side].append(side())
+    apart, chained = statistics.median(runs[independent]), statistics.median(runs[extension])
     print(f"offline model, CPU, {steps} steps; K = {KEEP_SECONDS:g} s kept per window")
     print("seconds of compute per minute of new audio:")
-    print(f"  independent windows ({windows} x 47.55 s)     {independent:7.1f}")
     print(
-        f"  extension ({windows} windows, to {to:.1f} s)     {extension:7.1f}   "
-        f"ratio {extension / independent:.2f}"
+        f"  independent windows ({windows} x 47.55 s)     {apart:7.1f}   runs {_rounded(runs[independent])}"
+    )
+    print(
+        f"  extension ({windows} windows, to {to:.1f} s)     {chained:7.1f}   "
+        f"runs {_rounded(runs[extension])}   ratio {chained / apart:.2f}"
     )
     one = _measure(0, steps)
     print("peak resident memory (MiB), each in a fresh process:")
@@ -116,6 +138,10 @@ def cpu(arguments: argparse.Namespace) -> None:
             f"  extension to {minutes:4g} min       peak {run['peak']:7.0f}   over the loaded model "
             f"{run['peak'] - run['loaded']:6.0f}   ({run['seconds']:.0f} s)"
         )
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(value, 1) for value in values]
 
 
 def _flux(samples: np.ndarray) -> np.ndarray:
@@ -169,6 +195,7 @@ def gpu(arguments: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--lengths", type=float, nargs="+", default=[1, 3, 10])
     parser.add_argument("--gpu", action="store_true", help="seam quality on a real model")
     parser.add_argument("--model", default="stabilityai/stable-audio-open-1.0")

@@ -12,6 +12,7 @@ import soundfile as sf
 from vllm_omni_stand_in import StandIn
 
 from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.cli import main
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import UnsupportedParameter
 from flexaudio_helpers.longer import extend, loop, repaint
@@ -89,3 +90,41 @@ def test_flexai_and_vllm_omni_are_refused_before_anything_is_sent(tmp_path):
     with flexserve, pytest.raises(UnsupportedParameter, match="does not list the 'keep_ranges' extension"):
         extend(flexserve, Clip(tone(4.0), RATE), to=60.0, prompts="x", out=tmp_path / "x.wav", **FAST)
     assert sent == ["/v1/models"] and list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_verbs_find_the_endpoint_as_generate_does(offline_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INFERENCE_URL", offline_server.url)
+    monkeypatch.setenv("INFERENCE_API_KEY", offline_server.api_key)
+    source = tmp_path / "in.wav"
+    sf.write(source, tone(6.0).T, RATE, subtype="PCM_16")
+    out = tmp_path / "out.wav"
+    fast = ["--steps", "2", "--seed", "3"]
+    assert (
+        main(["extend", str(source), "-o", str(out), "--to", "50", "--prompt", "a", "--prompt", "b", *fast])
+        == 0
+    )
+    piece = Clip.load(out)
+    assert piece.frames == 50 * RATE and [w["prompt"] for w in piece.lineage["windows"]] == ["a", "b"]
+    assert (
+        main(["repaint", str(source), "-o", str(out), "--from", "1", "--to", "2", "--prompt", "x", *fast])
+        == 0
+    )
+    assert Clip.load(out).lineage["section"] == [1.0, 2.0]
+    assert (
+        main(["loop", str(source), "-o", str(out), "--bars", "1", "--bpm", "120", "--prompt", "x", *fast])
+        == 0
+    )
+    assert Clip.load(out).frames == 2 * RATE
+    assert "wrote" in capsys.readouterr().out
+    new = tmp_path / "new.wav"
+    for argv, message in [
+        (["extend", str(source), "--to", "3", "--prompt", "a"], "--to: 3.0 is out of range"),
+        (["extend", str(source), "--to", "60", "--prompt", "a", "--seconds", "9"], "--seconds: each window"),
+        (["extend", str(tmp_path / "none.wav"), "--to", "60", "--prompt", "a"], "no such file"),
+        (["repaint", str(source), "--from", "3", "--to", "3", "--prompt", "x"], "--to: 3.0 is out of range"),
+        (["loop", str(source), "--bars", "0", "--bpm", "120", "--prompt", "x"], "--bars: 0 is out of range"),
+        (["loop", str(source), "--bars", "1", "--bpm", "nan", "--prompt", "x"], "--bpm: nan is out of range"),
+    ]:
+        assert main([*argv, "-o", str(new)]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not new.exists()
