@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser(
         "stop",
         parents=[deployment],
-        help="stop paying for the endpoint, as notebook 07 does (FlexAI: delete; here: stop the server)",
+        help="stop paying for the endpoint, as notebook 08 does (FlexAI: delete; here: stop the server)",
     )
     stop.set_defaults(run=run_stop)
     return parser
