@@ -74,6 +74,11 @@ from .settings import endpoint_settings, resolve
 from .urls import INSPECT_HINT, join_route, normalise_url, not_found_advice
 
 log = logging.getLogger(__name__)
+# Our extensions of the FlexServe API, for refusals: what each does, and where else it runs.
+EXTENSION_WORDS = {
+    INIT_AUDIO_EXTENSION: ("audio-to-audio", "generate_here"),
+    KEEP_RANGES_EXTENSION: ("keeping part of a window (extend, loop, repaint)", "on a load_generator()"),
+}
 
 # The largest real answer is 47.55 s of 16-bit stereo WAV, about 17 MB; 64 MiB leaves room for
 # float WAV or other formats, and stops an endless or decompressing body long before it hurts.
@@ -365,13 +370,7 @@ class AudioClient:
     def _check_init_audio(self, extension: str = INIT_AUDIO_EXTENSION) -> None:
         """Raise `UnsupportedParameter` unless the endpoint lists `extension` (``init_audio``, or
         ``keep_ranges``: extend, loop and repaint)."""
-        what, here = {
-            INIT_AUDIO_EXTENSION: ("audio-to-audio", "generate_here"),
-            KEEP_RANGES_EXTENSION: (
-                "keeping part of a window (extend, loop, repaint)",
-                "on a load_generator()",
-            ),
-        }[extension]
+        what, here = EXTENSION_WORDS[extension]
         refusal = (
             f"{extension}: {what} runs on this project's local endpoint (flexaudio serve, or "
             f"python -m flexaudio_helpers.serving) or in this process ({here}) only: "

@@ -142,3 +142,23 @@ def test_a_ten_minute_extension_stays_within_twice_one_windows_memory():
     assert long["peak"] <= 2 * one["peak"]
     # Flat in the length: 10 minutes of float32 stereo held in memory would add 211 MiB.
     assert long["peak"] - long["loaded"] <= short["peak"] - short["loaded"] + 100
+
+
+class Stop(Exception):
+    pass
+
+
+def test_stopping_an_extension_from_its_progress_writes_nothing(generator, tmp_path):
+    seen = []
+
+    def progress(window, windows, step, steps):
+        seen.append((window, windows, step, steps))
+        if window == 1:
+            raise Stop  # e.g. a Stop button's threading.Event, checked here
+
+    with pytest.raises(Stop):
+        extend(
+            generator, CLIP, to=80.0, prompts="x", out=tmp_path / "x.wav", progress=progress, seed=1, **FAST
+        )
+    assert seen == [(0, 2, 1, 2), (0, 2, 2, 2), (1, 2, 1, 2)]
+    assert list(tmp_path.iterdir()) == []
