@@ -324,7 +324,9 @@ def call_pipeline(
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
         progress(step + 1, request.num_inference_steps)
 
-    # A CPU generator draws the same noise whatever device runs the model.
+    # The starting noise comes from these CPU generators, but the scheduler also seeds the noise of
+    # every step from generator.initial_seed(), and torchsde draws it on the model's device: the same
+    # seed repeats a clip on one device and dtype, not across devices (CPU against CUDA).
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     with ExitStack() as stack:
         extra = {}
@@ -336,7 +338,7 @@ def call_pipeline(
             extra["initial_audio_waveforms"] = padded[None].to(pipeline.vae.device, pipeline.vae.dtype)
             extra["initial_audio_sampling_rate"] = pipeline.vae.config.sampling_rate
         # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every
-        # diffusers we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
+        # diffusers we support (0.40 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
         output = pipeline(
             request.prompt,
             audio_start_in_s=request.audio_start_in_s,
