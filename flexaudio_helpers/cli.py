@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ from .errors import (
     InputError,
     InvalidAudioFile,
     InvalidParameters,
+    UnsafeStateError,
 )
 from .files import atomic_writer
 from .inputs import as_request
@@ -481,7 +483,11 @@ def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: b
             )
             text = text.replace(f"{name}: ", f"--{flag}: ")
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
-    return mask_values(text, resolve(*names).values())  # wherever the key came from: env or .env
+    try:
+        keys = list(resolve(*names).values())  # wherever the key came from: env or .env
+    except UnsafeStateError:  # a .env refused unread: only the environment's keys can be in the text
+        keys = [os.environ.get(name) for name in names]
+    return mask_values(text, keys)
 
 
 def main(argv: list[str] | None = None) -> int:

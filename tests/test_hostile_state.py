@@ -21,10 +21,11 @@ import pytest
 from flexaudio_helpers import forget_saved_state, write_env_file
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main as cli
+from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.deploy import LocalDeployment, store
 from flexaudio_helpers.deploy.endpoint_info import Endpoint
 from flexaudio_helpers.deploy.server_process import free_port
-from flexaudio_helpers.errors import FlexAudioError
+from flexaudio_helpers.errors import FlexAudioError, UnsafeStateError
 from flexaudio_helpers.state import state_dir
 
 NAME = "hostile-test"
@@ -212,3 +213,35 @@ def test_a_key_file_others_can_read_is_refused_not_adopted(state, tmp_path):
     assert finished.returncode != 0
     assert "readable or writable by others" in finished.stderr
     assert "a-key-someone-else" not in finished.stdout + finished.stderr
+
+
+# ----- .env files (issue 26) -------------------------------------------------------------------
+def test_a_dotenv_value_asking_for_another_variable_is_refused_never_sent(
+    state, tmp_path, monkeypatch, capsys
+):
+    token = "hf_learnersOwnToken0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("INFERENCE_URL=http://127.0.0.1:9\n\nINFERENCE_API_KEY=${HF_TOKEN}\n")
+    with pytest.raises(UnsafeStateError, match=r"\.env:3: INFERENCE_API_KEY holds '\$\{'") as caught:
+        AudioClient()
+    assert token not in str(caught.value)
+    assert cli(["generate", "rain", "-o", str(tmp_path / "rain.wav")]) == 1
+    error = capsys.readouterr().err
+    assert ".env:3: INFERENCE_API_KEY holds" in error and token not in error
+    assert len(error.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_a_dotenv_others_can_write_is_refused(state, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("INFERENCE_URL=http://127.0.0.1:9\nINFERENCE_API_KEY=sk-planted\n")
+    os.chmod(dotenv, 0o620)
+    with pytest.raises(UnsafeStateError, match=r"\.env can be written by others \(mode 620\).*chmod 600"):
+        AudioClient()
+    os.chmod(dotenv, 0o600)
+    assert AudioClient().url == "http://127.0.0.1:9"
+    assert (
+        write_env_file(Endpoint(NAME, "http://127.0.0.1:1", "k" * 20, "local")).stat().st_mode & 0o777
+        == 0o600
+    )
