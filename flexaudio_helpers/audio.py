@@ -33,7 +33,7 @@ from .errors import (
 )
 from .files import atomic_writer
 from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
-from .protocol import OFFLINE_NOTICE, sniff_format
+from .protocol import OFFLINE_NOTICE, load_json, sniff_format
 from .spectra import channels_first
 
 SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -241,8 +241,8 @@ def _parse_metadata(text: str | None, path: str | os.PathLike) -> dict[str, Any]
     if not text:
         return None
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = load_json(text)
+    except ValueError:
         return None  # a comment some other program wrote
     if isinstance(data, list):  # JSON, but not what save writes: reported by Clip.load
         return data

@@ -45,7 +45,13 @@ from .errors import (
 from .files import atomic_writer
 from .inputs import as_request
 from .params import MAX_VARIATIONS, check_count
-from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
+from .protocol import (
+    INFERENCE_API_ENV,
+    INFERENCE_API_KEY_ENV,
+    INFERENCE_URL_ENV,
+    OFFLINE_NOTICE,
+    load_json,
+)
 from .redact import display_url, mask_values
 from .settings import resolve, setting
 
@@ -190,11 +196,9 @@ def read_batch(path: Path) -> list[Any]:
             items.append(line)
             continue
         try:
-            item = json.loads(line)
+            item = load_json(line)
         except ValueError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise InputError(f"{path}:{number}: JSON nested too deeply to be a request") from None
+            raise InputError(f"{path}:{number}: {exc}") from None
         if isinstance(item, dict) and "request" in item:
             item = item["request"]
         items.append(item)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
-import json
 import logging
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager, nullcontext, suppress
@@ -38,6 +37,7 @@ from ..protocol import (
     SEED_HEADER,
     check_api_key,
     error_body,
+    load_json,
 )
 from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
 from .pipeline import AudioGenerator, GeneratedAudio
@@ -193,9 +193,9 @@ def create_app(
                 message += f" (up to {MAX_BODY_BYTES} with init_audio, sent with a Content-Length)"
             return error_response(413, message, "request_too_large", "body")
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
+            body = load_json(raw)
+        except ValueError as exc:
+            return error_response(400, f"the body is {exc}", "invalid_request_error", "body")
         del raw
         try:
             generation = GenerationRequest.from_body(body)
