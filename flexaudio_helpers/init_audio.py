@@ -59,11 +59,7 @@ def source_arrays(
         )
     if not np.isfinite(samples).all():
         raise _invalid(field, "it has NaN or infinite samples", "finite samples")
-    seconds = samples.shape[1] / rate
-    if seconds > max_seconds:
-        raise _invalid(
-            field, f"{seconds:.2f} s is too long", f"at most {max_seconds:.2f} s (the model's window)"
-        )
+    _check_length(samples.shape[1] / rate, max_seconds, field)
     return np.asarray(samples, dtype=np.float32), rate
 
 
@@ -77,13 +73,7 @@ def check_header(file: str | os.PathLike | IO[bytes], *, max_seconds: float, fie
         info = sf.info(file)
     except (RuntimeError, OSError):  # soundfile raises RuntimeErrors
         return
-    seconds = info.frames / max(info.samplerate, 1)
-    if seconds > max_seconds:
-        raise _invalid(
-            field,
-            f"its header declares {seconds:.2f} s, too long",
-            f"at most {max_seconds:.2f} s (the model's window)",
-        )
+    _check_length(info.frames / max(info.samplerate, 1), max_seconds, field)
 
 
 def encode(source: Any, *, max_seconds: float = MAX_AUDIO_SECONDS) -> str:
@@ -125,6 +115,13 @@ def decode(text: str, *, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[np.nda
     except (binascii.Error, ValueError, FlexAudioError) as exc:
         raise _invalid(field, f"not a readable WAV or FLAC file ({exc})", ALLOWED["init_audio"]) from None
     return source_arrays((samples, rate), max_seconds=max_seconds, field=field)
+
+
+def _check_length(seconds: float, max_seconds: float, field: str) -> None:
+    if seconds > max_seconds:
+        raise _invalid(
+            field, f"{seconds:.2f} s is too long", f"at most {max_seconds:.2f} s (the model's window)"
+        )
 
 
 def _invalid(field: str, problem: str, allowed: str) -> InvalidParameters:

@@ -180,7 +180,7 @@ def test_a_source_declaring_too_long_is_refused_from_its_header(long_flac):
     assert len(text) < TEXT_BODY_BYTES  # a small body: it had no decode limit
 
     def decode():
-        with pytest.raises(InvalidParameters, match=r"parameters.init_audio: its header declares 95.00 s"):
+        with pytest.raises(InvalidParameters, match=r"parameters.init_audio: 95.00 s is too long"):
             init_audio.decode(text)
 
     assert _peak_mib(decode) < 4  # decoding it first held 36 MiB and more
@@ -190,7 +190,7 @@ def test_flexaudio_generate_refuses_a_too_long_init_audio_from_its_header(long_f
     out = tmp_path / "out.wav"
     args = ["generate", "rain", "-o", str(out), "--init-audio", str(long_flac), "--url", "http://127.0.0.1:9"]
     peak = _peak_mib(lambda: cli(args) == 2 or pytest.fail("not refused as a usage error"))
-    assert "--init-audio: its header declares 95.00 s" in capsys.readouterr().err
+    assert "--init-audio: 95.00 s is too long" in capsys.readouterr().err
     assert peak < 4 and not out.exists()
 
 
