@@ -364,16 +364,22 @@ class Clip:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, max_samples: int = MAX_LOAD_SAMPLES) -> Clip:
+    def load(
+        cls, path: str | os.PathLike, *, max_samples: int = MAX_LOAD_SAMPLES, data: bytes | None = None
+    ) -> Clip:
         """Read a clip saved by `save` (request and seed restored) or any audio file (no request).
 
         A file that would decode to over `max_samples` samples is refused before decoding; metadata
-        of the wrong shape is ignored with a warning.
+        of the wrong shape is ignored with a warning. `data` is the file's bytes when they were
+        already read (then `path` only names it in messages).
         """
         what = f"{os.fspath(path)!r}"
         try:
             # Opened here so that a missing file is a FileNotFoundError, not libsndfile's "System error".
-            with open(path, "rb") as file, sf.SoundFile(file) as stream:
+            with (
+                io.BytesIO(data) if data is not None else open(path, "rb") as file,
+                sf.SoundFile(file) as stream,
+            ):
                 _check_size(
                     stream.frames, stream.channels, stream.samplerate, max_samples, what, InvalidAudioFile
                 )

@@ -125,8 +125,14 @@ def _client(args: argparse.Namespace) -> AudioClient:
 
 
 def _check_audio_path(path: Path) -> None:
+    """Refuse, before anything is generated, an output that could not be written."""
     if path.suffix.lower() not in SAVE_FORMATS:
         raise InputError(f"cannot write {path.name!r}: the output must end in .wav or .flac")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: a folder is in its place")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is a file, not a folder")
 
 
 def _describe(clip: Clip, path: Path) -> str:
@@ -148,20 +154,21 @@ def variation_paths(output: Path, count: int) -> list[Path]:
 
 def run_generate(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    _check_audio_path(output)
     request = as_request(args.prompt, **_parameters(args))  # validated before any network call
     if args.variations is not None:
         check_count(args.variations)
+    paths = [output] if args.variations is None else variation_paths(output, args.variations)
+    for path in paths:  # every output, before anything is generated
+        _check_audio_path(path)
     source = Path(args.init_audio) if args.init_audio else None
     if source is not None and not source.is_file():
         raise InputError(f"--init-audio {source}: no such file")
     options = {"init_audio": source, "init_noise_level": args.init_noise_level}
     with _client(args) as client:
         if args.variations is None:
-            clips, paths = [client.generate(request, **options)], [output]
+            clips = [client.generate(request, **options)]
         else:
             clips = client.variations(request, args.variations, **options)
-            paths = variation_paths(output, args.variations)
     for clip, path in zip(clips, paths, strict=True):
         clip.save(path)
         print(_describe(clip, path))

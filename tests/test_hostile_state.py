@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,11 @@ from flexaudio_helpers import forget_saved_state, write_env_file
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main as cli
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.deploy import LocalDeployment, store
+from flexaudio_helpers.deploy import LocalDeployment, server_process, store
 from flexaudio_helpers.deploy.endpoint_info import Endpoint
 from flexaudio_helpers.deploy.server_process import free_port
 from flexaudio_helpers.errors import FlexAudioError, UnsafeStateError
-from flexaudio_helpers.state import state_dir
+from flexaudio_helpers.state import state_dir, state_lock
 
 NAME = "hostile-test"
 
@@ -245,3 +246,32 @@ def test_a_dotenv_others_can_write_is_refused(state, tmp_path, monkeypatch):
         write_env_file(Endpoint(NAME, "http://127.0.0.1:1", "k" * 20, "local")).stat().st_mode & 0o777
         == 0o600
     )
+
+
+def _waiting_in(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code.co_name != function:
+        frame = frame.f_back
+    return frame is not None
+
+
+def test_a_stop_that_loses_the_race_says_only_that_nothing_was_running(state, capsys):
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server_process.record(NAME, pid=stand_in.pid, url="http://127.0.0.1:1", api_key="k" * 20)
+        second = threading.Thread(target=cli, args=(["stop", "--target", "local", "--name", NAME],))
+        with state_lock(f"local-{NAME}"):  # the first stop holds the lock...
+            second.start()
+            deadline = time.monotonic() + 60
+            while not _waiting_in(second, "state_lock"):  # ...while the second waits for it
+                assert second.is_alive() and time.monotonic() < deadline
+                time.sleep(0.01)
+            assert server_process.end_recorded(server_process.recorded(NAME))  # the first stops it
+            server_process.remove_server_record(NAME)
+        second.join(60)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    printed = capsys.readouterr().out
+    assert "No local server hostile-test was running." in printed
+    assert "Stopped" not in printed, printed
