@@ -210,6 +210,10 @@ class Session:
     (bench/explorer_memory.py): 215 MiB resident after 10, 40 or 100 takes, where holding every
     take took 229, 709 and 1,669 MiB. Saving costs about 0.2 s per 47 s take, reading one back
     0.08 s; on disk, about 7 MB per 47 s take of noise (less for music).
+
+    A take's file is read back (or saved elsewhere) only while it is still the regular file that
+    was saved, checked by size and SHA-256; a temporary folder left by a killed kernel is removed
+    when the next session starts.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
@@ -358,14 +362,13 @@ def _remove_held(folder: str, handle: int) -> None:
     os.close(handle)
 
 
-def _remove_stale_takes() -> list[Path]:
-    """Remove the takes folders that no live session holds (left by a kernel that was killed); return them.
+def _remove_stale_takes() -> None:
+    """Remove the takes folders that no live session holds (left by a kernel that was killed).
 
     Only folders named like ours, owned by this user, and marked in use by a session that is gone
     (its lock on ``.in-use`` released): never one that a session holds, nor one without the mark.
     """
-    removed = []
-    for folder in sorted(Path(tempfile.gettempdir()).glob(f"{TAKES_PREFIX}*")):
+    for folder in Path(tempfile.gettempdir()).glob(f"{TAKES_PREFIX}*"):
         try:
             info = os.lstat(folder)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
@@ -379,8 +382,6 @@ def _remove_stale_takes() -> list[Path]:
             os.close(handle)
             continue
         _remove_held(str(folder), handle)
-        removed.append(folder)
-    return removed
 
 
 def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:
