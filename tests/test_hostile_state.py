@@ -275,3 +275,13 @@ def test_a_stop_that_loses_the_race_says_only_that_nothing_was_running(state, ca
     printed = capsys.readouterr().out
     assert "No local server hostile-test was running." in printed
     assert "Stopped" not in printed, printed
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a file to another user needs root")
+def test_a_dotenv_another_user_owns_is_refused(state, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("INFERENCE_URL=http://127.0.0.1:9\nINFERENCE_API_KEY=sk-planted\n")
+    os.chown(dotenv, 4321, 4321)
+    with pytest.raises(UnsafeStateError, match=r"\.env belongs to another user \(uid 4321\)"):
+        AudioClient()
