@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,11 +40,18 @@ from .errors import (
     InputError,
     InvalidAudioFile,
     InvalidParameters,
+    UnsafeStateError,
 )
 from .files import atomic_writer
 from .inputs import as_request
 from .params import MAX_VARIATIONS, check_count
-from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
+from .protocol import (
+    INFERENCE_API_ENV,
+    INFERENCE_API_KEY_ENV,
+    INFERENCE_URL_ENV,
+    OFFLINE_NOTICE,
+    load_json,
+)
 from .redact import display_url, mask_values
 from .settings import resolve, setting
 
@@ -117,8 +125,14 @@ def _client(args: argparse.Namespace) -> AudioClient:
 
 
 def _check_audio_path(path: Path) -> None:
+    """Refuse, before anything is generated, an output that could not be written."""
     if path.suffix.lower() not in SAVE_FORMATS:
         raise InputError(f"cannot write {path.name!r}: the output must end in .wav or .flac")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: a folder is in its place")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is a file, not a folder")
 
 
 def _describe(clip: Clip, path: Path) -> str:
@@ -140,20 +154,21 @@ def variation_paths(output: Path, count: int) -> list[Path]:
 
 def run_generate(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    _check_audio_path(output)
     request = as_request(args.prompt, **_parameters(args))  # validated before any network call
     if args.variations is not None:
         check_count(args.variations)
+    paths = [output] if args.variations is None else variation_paths(output, args.variations)
+    for path in paths:  # every output, before anything is generated
+        _check_audio_path(path)
     source = Path(args.init_audio) if args.init_audio else None
     if source is not None and not source.is_file():
         raise InputError(f"--init-audio {source}: no such file")
     options = {"init_audio": source, "init_noise_level": args.init_noise_level}
     with _client(args) as client:
         if args.variations is None:
-            clips, paths = [client.generate(request, **options)], [output]
+            clips = [client.generate(request, **options)]
         else:
             clips = client.variations(request, args.variations, **options)
-            paths = variation_paths(output, args.variations)
     for clip, path in zip(clips, paths, strict=True):
         clip.save(path)
         print(_describe(clip, path))
@@ -188,11 +203,9 @@ def read_batch(path: Path) -> list[Any]:
             items.append(line)
             continue
         try:
-            item = json.loads(line)
+            item = load_json(line)
         except ValueError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise InputError(f"{path}:{number}: JSON nested too deeply to be a request") from None
+            raise InputError(f"{path}:{number}: {exc}") from None
         if isinstance(item, dict) and "request" in item:
             item = item["request"]
         items.append(item)
@@ -481,7 +494,11 @@ def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: b
             )
             text = text.replace(f"{name}: ", f"--{flag}: ")
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
-    return mask_values(text, resolve(*names).values())  # wherever the key came from: env or .env
+    try:
+        keys = list(resolve(*names).values())  # wherever the key came from: env or .env
+    except UnsafeStateError:  # a .env refused unread: only the environment's keys can be in the text
+        keys = [os.environ.get(name) for name in names]
+    return mask_values(text, keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,7 +113,8 @@ class GenerationFailed(HTTPError):
 
 
 class UnsafeStateError(FlexAudioError):
-    """A state folder or private file could be read or changed by someone else (or is a symlink)."""
+    """A state folder, private file or ``.env`` could be read or changed by someone else (or is a
+    symlink), or a ``.env`` value would pull in another variable (``${...}``)."""
 
 
 class ModelLoadError(FlexAudioError):

@@ -156,16 +156,17 @@ def header_number(response: httpx.Response, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def seed_header(response: httpx.Response) -> int | None:
-    """The seed the endpoint used, from ``X-Seed``; `InvalidResponse` when it is not a seed."""
+def seed_header(response: httpx.Response, max_seed: int = MAX_SEED) -> int | None:
+    """The seed the endpoint used, from ``X-Seed``; `InvalidResponse` when it is not a seed from 0
+    to `max_seed` (what the API's requests allow)."""
     value = response.headers.get(SEED_HEADER)
     if value is None:
         return None
     # The length first: int() refuses over 4,300 digits with a ValueError of its own.
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_SEED)) or int(value) > MAX_SEED:
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(max_seed)) or int(value) > max_seed:
         raise InvalidResponse(
             f"the endpoint's {SEED_HEADER} header is {shorten(value, 40)!r}, not a seed "
-            f"(an integer from 0 to {MAX_SEED})"
+            f"(an integer from 0 to {max_seed})"
         )
     return int(value)
 

@@ -271,18 +271,21 @@ class LocalDeployment(Deployment):
         text = read_log(self.log_path(name)) or ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, name: str) -> None:
-        """End exactly the recorded server process and forget the endpoint.
+    def stop(self, name: str) -> bool:
+        """End exactly the recorded server process and forget the endpoint; True when one was running
+        (decided under the endpoint's lock, so of two stops at once only one says it stopped it).
 
         Raises `DeploymentError` (the record kept) if the process outlives SIGTERM and SIGKILL.
         """
         with state_lock(f"local-{store.check_name(name)}"):
             record = server_process.recorded(name)
-            if server_process.end_recorded(record):
+            stopped = server_process.end_recorded(record)
+            if stopped:
                 print(f"Stopped {name} (pid {record['pid']}).")
             elif self.echo:
                 print(f"{name} is not running here.")
             server_process.remove_server_record(name)
+        return stopped
 
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""

@@ -15,10 +15,14 @@ Nothing here imports ipywidgets, so it can be used (and read) on its own.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import html
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -33,8 +37,8 @@ from typing import Any
 
 from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
-from ..errors import InvalidParameters
-from ..files import atomic_writer
+from ..errors import InvalidParameters, UnsafeStateError
+from ..files import write_atomic
 from ..params import ALLOWED, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ DEFAULT_VARIATIONS = 4
 NOISE_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 0.3, NOISE_LEVELS[-1]
 DEFAULT_NOISE_LEVEL = 1.0
+# A session's own takes folder: in the temporary folder, held (flock) by its session while it lives,
+# so a folder left by a killed kernel is found and removed when the next session starts.
+TAKES_PREFIX = "flexaudio-takes-"
+IN_USE_NAME = ".in-use"
 
 
 class LastUsed:
@@ -202,16 +210,23 @@ class Session:
     (bench/explorer_memory.py): 215 MiB resident after 10, 40 or 100 takes, where holding every
     take took 229, 709 and 1,669 MiB. Saving costs about 0.2 s per 47 s take, reading one back
     0.08 s; on disk, about 7 MB per 47 s take of noise (less for music).
+
+    A take's file is read back (or saved elsewhere) only while it is still the regular file that
+    was saved, checked by size and SHA-256; a temporary folder left by a killed kernel is removed
+    when the next session starts.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self._remove_folder = None
         if folder is None:
-            folder = tempfile.mkdtemp(prefix="flexaudio-takes-")
-            self._remove_folder = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            _remove_stale_takes()
+            folder = tempfile.mkdtemp(prefix=TAKES_PREFIX)
+            held = _hold(folder)
+            self._remove_folder = weakref.finalize(self, _remove_held, folder, held)
         self.folder = Path(folder)
         self._takes: list[Take] = []
         self._clips = LastUsed(HELD_TAKES)  # take number -> Clip
+        self._saved: dict[int, tuple[int, bytes]] = {}  # take number -> its file's size and SHA-256
         self._lock = threading.Lock()
 
     def add(
@@ -236,6 +251,8 @@ class Session:
                 **lineage,
             )
             clip.save(take.path)
+            data = _read_regular(take.path)
+            self._saved[take.number] = (len(data), hashlib.sha256(data).digest())
             self._takes.append(take)
         self._clips.put(take.number, clip)
         return take
@@ -249,10 +266,21 @@ class Session:
         return self._clips.keys()
 
     def _read(self, take: Take) -> Clip:
-        if not take.path.exists():
-            raise FileNotFoundError(f"clip #{take.number}: {take.path} is gone (was the session closed?)")
         # The file holds the request, seed and offline flag; the timings were kept by the take.
-        return replace(Clip.load(take.path), timings=dict(take.timings))
+        return replace(Clip.load(take.path, data=self._saved_bytes(take)), timings=dict(take.timings))
+
+    def _saved_bytes(self, take: Take) -> bytes:
+        """The bytes of `take`'s file, checked to be those saved (`UnsafeStateError` if not)."""
+        size, digest = self._saved[take.number]
+        try:
+            data = _read_regular(take.path, size)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"clip #{take.number}: {take.path} is gone (was the session closed?)"
+            ) from None
+        if hashlib.sha256(data).digest() != digest:
+            raise UnsafeStateError(f"clip #{take.number}: {take.path} changed since it was saved")
+        return data
 
     @property
     def takes(self) -> tuple[Take, ...]:
@@ -272,9 +300,7 @@ class Session:
         if fmt != "flac":
             return take.clip.save(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as target, take.path.open("rb") as saved:
-            shutil.copyfileobj(saved, target)  # the session's file is that FLAC already
-        return path
+        return write_atomic(path, self._saved_bytes(take))  # the session's file is that FLAC already
 
     def export(self, folder: str | os.PathLike) -> Path:
         """Save every take as FLAC in `folder` and write `manifest.jsonl`; return the manifest's path.
@@ -304,6 +330,58 @@ class Session:
         """Remove the temporary folder of the takes (a folder given to the session is kept)."""
         if self._remove_folder is not None:
             self._remove_folder()
+
+
+def _read_regular(path: Path, size: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (of `size` bytes, when given), never through a symlink
+    and never waiting on a FIFO; `UnsafeStateError` for anything else."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateError(f"{path} is now a symlink: refusing to read a take through it") from None
+        raise
+    with os.fdopen(handle, "rb") as stream:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode) or size not in (None, info.st_size):
+            raise UnsafeStateError(f"{path} is no longer the take saved there: refusing to read it")
+        return stream.read(info.st_size)
+
+
+def _hold(folder: str) -> int:
+    """Lock a new takes folder as in use; the open descriptor holds the lock until it is closed."""
+    handle, temporary = tempfile.mkstemp(dir=folder)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    os.replace(temporary, os.path.join(folder, IN_USE_NAME))  # appears already locked
+    return handle
+
+
+def _remove_held(folder: str, handle: int) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.close(handle)
+
+
+def _remove_stale_takes() -> None:
+    """Remove the takes folders that no live session holds (left by a kernel that was killed).
+
+    Only folders named like ours, owned by this user, and marked in use by a session that is gone
+    (its lock on ``.in-use`` released): never one that a session holds, nor one without the mark.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{TAKES_PREFIX}*"):
+        try:
+            info = os.lstat(folder)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            handle = os.open(folder / IN_USE_NAME, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live session holds it
+            os.close(handle)
+            continue
+        _remove_held(str(folder), handle)
 
 
 def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:

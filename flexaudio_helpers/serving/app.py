@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
-import json
 import logging
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager, nullcontext, suppress
@@ -38,6 +37,7 @@ from ..protocol import (
     SEED_HEADER,
     check_api_key,
     error_body,
+    load_json,
 )
 from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
 from .pipeline import AudioGenerator, GeneratedAudio
@@ -50,9 +50,11 @@ T = TypeVar("T")
 TEXT_BODY_BYTES = 64 * 1024
 # A body with an audio-to-audio source (parameters.init_audio) may be this large. It must declare
 # its Content-Length (a chunked body stops at TEXT_BODY_BYTES), and only MAX_SOURCE_UPLOADS are
-# read and decoded at once (about 60 MB each at most: body, text, file and samples).
+# read at once (about 60 MB each at most: body, text, file and samples). Sources are decoded
+# MAX_SOURCE_DECODES at a time whatever the body's size: a few KB of FLAC decode to 36 MB.
 MAX_BODY_BYTES = MAX_INIT_AUDIO_CHARS + TEXT_BODY_BYTES
 MAX_SOURCE_UPLOADS = 2
+MAX_SOURCE_DECODES = 2
 BODY_TIMEOUT = 60.0  # seconds to send a whole body (14 MB at 2 Mbit/s); a trickling client is cut off
 
 
@@ -134,6 +136,7 @@ def create_app(
     check_api_key(api_key)
     queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
     uploads = asyncio.Semaphore(MAX_SOURCE_UPLOADS)
+    decodes = asyncio.Semaphore(MAX_SOURCE_DECODES)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -193,9 +196,9 @@ def create_app(
                 message += f" (up to {MAX_BODY_BYTES} with init_audio, sent with a Content-Length)"
             return error_response(413, message, "request_too_large", "body")
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
+            body = load_json(raw)
+        except ValueError as exc:
+            return error_response(400, f"the body is {exc}", "invalid_request_error", "body")
         del raw
         try:
             generation = GenerationRequest.from_body(body)
@@ -203,7 +206,8 @@ def create_app(
             generator.resolve(generation)  # this model's limits, checked before the request waits
             source = None
             if generation.parameters.init_audio is not None:
-                source = await asyncio.to_thread(_decode_source, generation)
+                async with decodes:
+                    source = await asyncio.to_thread(_decode_source, generation)
                 generation = generation.with_parameters(init_audio=None)  # the queue holds samples only
             else:
                 generation.for_source(False)  # a level alone is refused
