@@ -32,7 +32,7 @@ One module per part of the app, each owning its widgets:
 
 from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore
 from .compare import Comparison
-from .controls import DEFAULTS, MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, MIN_SECONDS, RANDOM_SEEDS
+from .controls import DEFAULTS, MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, MIN_SECONDS
 from .render import CONTROL_LABELS, OFFLINE_BANNER, PLOT_DPI, error_html, figure_png
 from .sweep import SweepResult
 
@@ -45,7 +45,6 @@ __all__ = [
     "MIN_SECONDS",
     "OFFLINE_BANNER",
     "PLOT_DPI",
-    "RANDOM_SEEDS",
     "TAB_TITLES",
     "WIDGET_NAMES",
     "Comparison",

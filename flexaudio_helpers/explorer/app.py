@@ -19,10 +19,10 @@ import ipywidgets as widgets
 
 from ..audio import Clip
 from ..errors import InvalidParameters
-from ..params import GenerationRequest
+from ..params import RANDOM_SEED_LIMIT, GenerationRequest
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
-from .controls import MIN_SECONDS, RANDOM_SEEDS, Controls
+from .controls import MIN_SECONDS, Controls
 from .export import ExportTab
 from .history import HistoryTab
 from .render import clip_png, waveform_png
@@ -265,7 +265,7 @@ class Explorer:
         count = variation_count(self.history_tab.count.value if count is None else count)
         self._check_idle()
         self.history_tab.count.value = count
-        request = source.request.with_parameters(seed=secrets.randbelow(RANDOM_SEEDS))
+        request = source.request.with_parameters(seed=secrets.randbelow(RANDOM_SEED_LIMIT))
         level = source.init_noise_level
         lineage = {"parent": source.number, "source": source.source, "init_noise_level": level}
 
@@ -296,7 +296,7 @@ class Explorer:
         the slider's level)."""
         source = self._source_take(take)
         level = noise_level(self.history_tab.level.value if init_noise_level is None else init_noise_level)
-        changes = {**source.parameters(), "seed": secrets.randbelow(RANDOM_SEEDS), **parameters}
+        changes = {**source.parameters(), "seed": secrets.randbelow(RANDOM_SEED_LIMIT), **parameters}
         request = GenerationRequest.build(source.prompt if prompt is None else prompt, **changes)
         self._check_idle()
         if level in NOISE_LEVELS:  # the slider's stops
