@@ -19,7 +19,7 @@ import ipywidgets as widgets
 
 from ..audio import Clip
 from ..errors import InvalidParameters
-from ..params import RANDOM_SEED_LIMIT, GenerationRequest
+from ..params import RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
 from .controls import MIN_SECONDS, Controls
@@ -37,7 +37,6 @@ from .session import (
     Session,
     Take,
     noise_level,
-    variation_count,
 )
 from .sweep import SweepResult, SweepTab
 
@@ -262,7 +261,7 @@ class Explorer:
     def start_variations(self, take: int | Take, count: int | None = None) -> Job:
         """Start Vary on `take` and return its job at once (the Vary button; None: the tab's count)."""
         source = self._source_take(take)
-        count = variation_count(self.history_tab.count.value if count is None else count)
+        count = check_count(self.history_tab.count.value if count is None else count)
         self._check_idle()
         self.history_tab.count.value = count
         request = source.request.with_parameters(seed=secrets.randbelow(RANDOM_SEED_LIMIT))

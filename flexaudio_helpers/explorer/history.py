@@ -9,8 +9,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..params import MAX_VARIATIONS
 from .render import error_html, note_html, show_in
-from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, MAX_VARIATIONS, NOISE_LEVELS, Session, Take
+from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, NOISE_LEVELS, Session, Take
 
 
 class HistoryTab:

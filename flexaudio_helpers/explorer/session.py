@@ -8,7 +8,7 @@
 - `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick, and
   whose outcome code can wait for (`Job.result`, like a `concurrent.futures.Future`).
 - `sweep_requests`: one request per value of the swept parameter, validated before anything is sent;
-  `variation_count` and `noise_level` check what Vary and "Start from this take" are given.
+  `noise_level` checks where "Start from this take" starts.
 
 Nothing here imports ipywidgets, so it can be used (and read) on its own.
 """
@@ -45,8 +45,6 @@ MAX_SWEEP_VALUES = 8
 # Takes whose samples stay in memory (16 MiB each at 47.55 s stereo): a whole sweep, so plotting
 # one reads nothing back. Older takes are read back from their FLAC files when used.
 HELD_TAKES = MAX_SWEEP_VALUES
-# Vary makes at most as many takes as a sweep, so a whole set stays in memory too.
-MAX_VARIATIONS = MAX_SWEEP_VALUES
 DEFAULT_VARIATIONS = 4
 # Where audio-to-audio starts denoising (the scheduler's sigma): the sampler ends at 0.3, so a level
 # must be above it. At 1 the source's shape survives; at 100 it is all but gone (text-to-audio
@@ -336,16 +334,6 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
             f"{parameter}: give {allowed} (got {got})", field=parameter, value=values, allowed=allowed
         )
     return [base.with_parameters(**{parameter: value}) for value in numbers]
-
-
-def variation_count(count: Any) -> int:
-    """`count` if Vary can make that many takes (1 to `MAX_VARIATIONS`); `InvalidParameters` if not."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
-        allowed = f"an integer from 1 to {MAX_VARIATIONS}"
-        raise InvalidParameters(
-            f"count={count!r} is not allowed; allowed: {allowed}", field="count", value=count, allowed=allowed
-        )
-    return count
 
 
 def noise_level(level: Any) -> float:
