@@ -414,7 +414,7 @@ def test_vary_and_start_from_keep_the_lineage(explorer, tmp_path):
 
 
 def test_vary_and_start_from_buttons_and_refusals(explorer):
-    with pytest.raises(ValueError, match="allowed: none yet: make a clip first"):
+    with pytest.raises(ValueError, match="Make at least one clip first"):
         explorer.vary(1)
     cheap(explorer, seed=5)
     explorer.generate()

@@ -319,14 +319,9 @@ class Explorer:
 
     def _source_take(self, take: int | Take) -> Take:
         """The session's take `take` (a take or its number); `ValueError` if it is not one."""
-        count = len(self.session)
-        number = take.number if isinstance(take, Take) else take
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
-            allowed = f"clip numbers 1 to {count}" if count else "none yet: make a clip first"
-            raise ValueError(f"{take!r} is not a clip of this session; allowed: {allowed}")
-        found = self.session.get(number)
+        found = self.session.find(take)
         if found.request is None:
-            raise ValueError(f"clip #{number} carries no request to make more from")
+            raise ValueError(f"clip #{found.number} carries no request to make more from")
         return found
 
     def _check_idle(self) -> None:

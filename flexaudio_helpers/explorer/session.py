@@ -263,6 +263,19 @@ class Session:
     def get(self, number: int) -> Take:
         return self.takes[number - 1]
 
+    def find(self, which: Any, side: str = "") -> Take:
+        """The take `which` (a take or its number, as in History); `ValueError` naming the allowed
+        numbers if it is not one of this session's (`side`, e.g. ``"A: "``, starts the message)."""
+        count = len(self)
+        if not count:
+            raise ValueError("Make at least one clip first.")
+        number = which.number if isinstance(which, Take) else which
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
+            raise ValueError(
+                f"{side}{which!r} is not a clip of this session; allowed: clip numbers 1 to {count}"
+            )
+        return self.get(number)
+
     def save(self, take: Take, folder: str | os.PathLike, fmt: str = "wav") -> Path:
         """Save one take as WAV or FLAC in `folder` (request and seed in the file's metadata)."""
         fmt = fmt.lower().lstrip(".")
