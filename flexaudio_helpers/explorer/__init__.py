@@ -24,8 +24,10 @@ One module per part of the app, each owning its widgets:
   what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
 - `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
 - `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
+- `verbs`: what makes takes (Generate, Vary, Start from this take), one at a time in a worker
+  thread, with one Cancel; a verb is a `make` (worker) and `finish` (widgets) pair.
 - `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
-  wires the parts to the session and runs generations in worker threads.
+  lays the parts out and gives code the verbs that wait for their outcome.
 - `session`: the takes (each saved as FLAC, only the last 8 held in memory), saving and export,
   and the worker jobs, without any widget.
 """
