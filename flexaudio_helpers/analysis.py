@@ -103,17 +103,6 @@ class Analysis:
         """(quantity, value with its unit, meaning) for each measurement."""
         return [(label, show(self), self.meaning(name)) for name, label, show in _ROWS]
 
-    def summary(self) -> str:
-        """One line: loudness, tempo, brightness, noisiness."""
-        return " · ".join(
-            [
-                _lufs(self.loudness_lufs),
-                _tempo(self),
-                f"centroid {_hz(self.centroid_hz)}",
-                f"flatness {_number(self.flatness)}",
-            ]
-        )
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (infinities, e.g. the peak of silence, become None)."""
         values = dataclasses.asdict(self)
