@@ -24,6 +24,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, Multiple
 
 from .protocol import OFFLINE_NOTICE
 from .spectra import (
+    TOP_DB,
     AudioLike,
     MelSpectrogram,
     WaveformEnvelope,
@@ -34,8 +35,6 @@ from .spectra import (
     waveform_envelope,
 )
 
-# The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
-TOP_DB = 80.0
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
 COLORMAP = "magma"
