@@ -36,6 +36,8 @@ MAX_GUIDANCE = 50.0
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 MAX_PROMPT_CHARS = 2000  # T5 reads 128 tokens; the cap only guards the server
+# The parameters a sweep can vary, and how to read the values typed for them.
+SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_VARIATIONS = 8  # takes of one request per call; in one pipeline call each holds a 47.55 s window
 # Audio-to-audio (our extension): the scheduler's sigma range, CosineDPMSolverMultistepScheduler's
 # config in Stable Audio Open 1.0 (sigma_min 0.3, sigma_max 500); 1.0 keeps the source's shape.

@@ -35,12 +35,10 @@ from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
 from ..errors import InvalidParameters
 from ..files import atomic_writer
-from ..params import ALLOWED, GenerationRequest
+from ..params import ALLOWED, SWEEPABLE, GenerationRequest
 
 log = logging.getLogger(__name__)
 
-# The parameters a sweep can vary, and how to read the values typed for them.
-SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_SWEEP_VALUES = 8
 # Takes whose samples stay in memory (16 MiB each at 47.55 s stereo): a whole sweep, so plotting
 # one reads nothing back. Older takes are read back from their FLAC files when used.
