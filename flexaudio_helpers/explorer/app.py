@@ -16,14 +16,14 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InvalidParameters
-from ..params import GenerationRequest
+from ..params import DEFAULT_INIT_NOISE_LEVEL, GenerationRequest
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
 from .controls import MIN_SECONDS, Controls
 from .export import ExportTab
 from .history import HistoryTab
 from .result import ResultView
-from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, Job, Session, Take
+from .session import DEFAULT_VARIATIONS, Job, Session, Take
 from .sweep import SweepResult, SweepTab
 from .verbs import Verbs
 
@@ -189,7 +189,7 @@ class Explorer(FlatNames):
     def start_from(
         self,
         take: int | Take,
-        init_noise_level: float = DEFAULT_NOISE_LEVEL,
+        init_noise_level: float = DEFAULT_INIT_NOISE_LEVEL,
         *,
         prompt: str | None = None,
         timeout: float | None = 600.0,

@@ -9,9 +9,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..params import MAX_VARIATIONS
+from ..params import DEFAULT_INIT_NOISE_LEVEL, MAX_VARIATIONS
 from .render import error_html, note_html, show_in
-from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, NOISE_LEVELS, Session, Take
+from .session import DEFAULT_VARIATIONS, NOISE_LEVELS, Session, Take
 
 
 class HistoryTab:
@@ -60,7 +60,7 @@ class HistoryTab:
         # A few stops on a log scale: what matters is the level's order of magnitude.
         self.count.add_class("flexaudio-variations")
         self.level = widgets.SelectionSlider(
-            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_NOISE_LEVEL,
+            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_INIT_NOISE_LEVEL,
             description="Noise level", style=style,
             tooltip="where denoising starts from the take's audio: low keeps it, high buries it",
         )  # fmt: skip

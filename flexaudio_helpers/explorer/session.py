@@ -35,7 +35,7 @@ from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
 from ..errors import InvalidParameters
 from ..files import atomic_writer
-from ..params import ALLOWED, SWEEPABLE, GenerationRequest
+from ..params import ALLOWED, MIN_INIT_NOISE_LEVEL, SWEEPABLE, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ DEFAULT_VARIATIONS = 4
 # must be above it. At 1 the source's shape survives; at 100 it is all but gone (text-to-audio
 # starts at 500). The slider's stops, roughly doubling:
 NOISE_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 0.3, NOISE_LEVELS[-1]
-DEFAULT_NOISE_LEVEL = 1.0
+MAX_NOISE_LEVEL = NOISE_LEVELS[-1]
 
 
 class LastUsed:
@@ -350,8 +349,8 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
 def noise_level(level: Any) -> float:
     """`level` as a float if audio-to-audio can start there; `InvalidParameters` if not."""
     number = isinstance(level, int | float) and not isinstance(level, bool)
-    if not (number and MIN_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
-        allowed = f"more than {MIN_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
+    if not (number and MIN_INIT_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
+        allowed = f"more than {MIN_INIT_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
         raise InvalidParameters(
             f"init_noise_level={level!r} is not allowed; allowed: {allowed}",
             field="init_noise_level",
