@@ -32,27 +32,20 @@ One module per part of the app, each owning its widgets:
   and the worker jobs, without any widget.
 """
 
-from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore
+from .app import TAB_TITLES, Explorer, explore
 from .compare import Comparison
-from .controls import DEFAULTS, MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, MIN_SECONDS
-from .render import CONTROL_LABELS, OFFLINE_BANNER, PLOT_DPI, error_html, figure_png
+from .controls import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED
+from .render import PLOT_DPI, figure_png
 from .sweep import SweepResult
 
 __all__ = [
-    "CONTROL_LABELS",
-    "DEFAULTS",
-    "DEFAULT_ENDPOINT",
     "MAX_SLIDER_SECONDS",
     "MAX_WIDGET_SEED",
-    "MIN_SECONDS",
-    "OFFLINE_BANNER",
     "PLOT_DPI",
     "TAB_TITLES",
-    "WIDGET_NAMES",
     "Comparison",
     "Explorer",
     "SweepResult",
-    "error_html",
     "explore",
     "figure_png",
 ]
