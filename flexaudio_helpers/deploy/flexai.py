@@ -22,7 +22,7 @@ from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
 from .endpoint_info import GONE, GONE_STATUSES, STOPPED_STATUSES, Endpoint, EndpointInfo
-from .flexai_checks import TARGET, endpoint_state, run_and_confirm
+from .flexai_checks import endpoint_state, run_and_confirm
 from .flexai_cli import LOGIN_COMMAND, FlexAICLI
 from .flexai_output import (
     ALREADY_EXISTS_WORDS,
@@ -43,7 +43,7 @@ class FlexAIDeployment(Deployment):
     The waits are bounded by the class attributes below (seconds); tests shorten them.
     """
 
-    target = TARGET
+    target = store.FLEXAI
     serve_verb = "deploy"
     poll_interval = 10.0  # the official scripts poll every 10 s
     confirm_timeout = 900.0  # a fresh endpoint may still be downloading 5 GB of weights

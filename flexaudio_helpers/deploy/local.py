@@ -133,7 +133,7 @@ def offline_banner(why: str) -> str:
 class LocalDeployment(Deployment):
     """Serve on this machine with ``python -m flexaudio_helpers.serving`` (needs the ``local`` extra)."""
 
-    target = server_process.REGISTRY_TARGET
+    target = store.LOCAL
     poll_interval = 0.5
     confirm_timeout = 300.0
 
