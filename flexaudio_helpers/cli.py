@@ -31,7 +31,7 @@ from . import apis
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
-from .deploy import TARGET_CHOICES, clean_up, connect, endpoint
+from .deploy import DEFAULT_NAME, TARGET_CHOICES, clean_up, connect, endpoint
 from .errors import (
     EndpointNotConfigured,
     EndpointNotFound,
@@ -65,7 +65,6 @@ PYTHON_TO_FLAGS = {
     "pass api_key=... or set": "set",
     "or api_key=...": "or --api-key-env NAME",
 }
-ENDPOINT_NAME = "stable-audio-open"  # the notebooks' endpoint
 
 
 def shell_command() -> str:
@@ -332,7 +331,7 @@ def _endpoint_options() -> argparse.ArgumentParser:
         "--url", help="the endpoint's base URL (default: $INFERENCE_URL or .env, else the saved --name)"
     )
     group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the saved endpoint to use (default: {ENDPOINT_NAME})"
+        "--name", default=DEFAULT_NAME, help=f"the saved endpoint to use (default: {DEFAULT_NAME})"
     )
     group.add_argument(
         "--api-key-env",
@@ -354,9 +353,7 @@ def _endpoint_options() -> argparse.ArgumentParser:
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment")
-    group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the endpoint's name (default: {ENDPOINT_NAME})"
-    )
+    group.add_argument("--name", default=DEFAULT_NAME, help=f"the endpoint's name (default: {DEFAULT_NAME})")
     group.add_argument(
         "--target",
         choices=TARGET_CHOICES,

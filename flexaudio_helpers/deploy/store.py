@@ -25,6 +25,7 @@ from .endpoint_info import Endpoint
 
 FLEXAI, LOCAL = "flexai", "local"
 TARGETS = (FLEXAI, LOCAL)  # the targets that save endpoints, a folder each
+DEFAULT_NAME = "stable-audio-open"  # the notebooks' endpoint
 # Names become file names here and arguments to the CLI: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 NAME_RULE = "1 to 128 letters, digits, '-', '_' or '.', starting with a letter or digit"

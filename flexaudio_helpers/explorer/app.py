@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..deploy.store import DEFAULT_NAME
 from ..errors import InvalidParameters
 from ..params import DEFAULT_INIT_NOISE_LEVEL, GenerationRequest
 from .banner import OfflineBanner
@@ -27,7 +28,6 @@ from .session import DEFAULT_VARIATIONS, Job, Session, Take
 from .sweep import SweepResult, SweepTab
 from .verbs import Verbs
 
-DEFAULT_ENDPOINT = "stable-audio-open"
 TAB_TITLES = ("Result", "History", "Compare", "Sweep", "Export")
 # The flat names that scripts and tests have always used for the widgets (``explorer.prompt``,
 # ``explorer.sweep_status``, ...), by the component that owns each one now: flat name -> its name there.
@@ -55,7 +55,7 @@ _FLAT_NAMES = {
 WIDGET_NAMES = {flat: (owner, name) for owner, names in _FLAT_NAMES.items() for flat, name in names.items()}
 
 
-def explore(endpoint_or_client: Any = None, *, name: str = DEFAULT_ENDPOINT, **options: Any) -> Explorer:
+def explore(endpoint_or_client: Any = None, *, name: str = DEFAULT_NAME, **options: Any) -> Explorer:
     """An `Explorer` for an `Endpoint`, an `AudioClient`, or (None) the saved endpoint `name`.
 
     With None, ``INFERENCE_URL``/``INFERENCE_API_KEY`` win when set (see `deploy.endpoint`); else the
