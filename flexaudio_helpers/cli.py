@@ -245,12 +245,7 @@ def run_plot(args: argparse.Namespace) -> int:
     low, high = DPI_RANGE
     if not low <= args.dpi <= high:
         raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
-    try:
-        clip = Clip.load(source)
-    except InvalidAudioFile as exc:
-        raise InputError(str(exc)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {source} as audio: {exc}") from None
+    clip = _load_clip(source)
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(output) as stream:  # never through a planted symlink, never half a file
@@ -259,16 +254,22 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_analyze(args: argparse.Namespace) -> int:
-    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
-
+def _load_clip(path: str | Path) -> Clip:
+    """The audio file at `path`; `InputError` saying why when it cannot be read."""
     try:
-        clip = Clip.load(args.clip)
-        analysis = analyze(clip)
+        return Clip.load(path)
     except InvalidAudioFile as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
-        raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
+        raise InputError(f"cannot read {path} as audio: {exc}") from None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
+
+    clip = _load_clip(args.clip)
+    try:
+        analysis = analyze(clip)
     except AnalysisError as exc:
         raise InputError(f"cannot analyse {args.clip}: {exc}") from None
     result = check(clip, analysis)  # the prompt comes from the file's metadata, when we saved it
