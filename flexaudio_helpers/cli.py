@@ -325,15 +325,18 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 # ----- parsing -------------------------------------------------------------------------------
+def _name_option(group: Any) -> None:
+    text = f"the endpoint's name, as served and saved (default: {DEFAULT_NAME})"
+    group.add_argument("--name", default=DEFAULT_NAME, help=text)
+
+
 def _endpoint_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("endpoint")
     group.add_argument(
         "--url", help="the endpoint's base URL (default: $INFERENCE_URL or .env, else the saved --name)"
     )
-    group.add_argument(
-        "--name", default=DEFAULT_NAME, help=f"the saved endpoint to use (default: {DEFAULT_NAME})"
-    )
+    _name_option(group)
     group.add_argument(
         "--api-key-env",
         default=INFERENCE_API_KEY_ENV,
@@ -354,7 +357,7 @@ def _endpoint_options() -> argparse.ArgumentParser:
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment")
-    group.add_argument("--name", default=DEFAULT_NAME, help=f"the endpoint's name (default: {DEFAULT_NAME})")
+    _name_option(group)
     group.add_argument(
         "--target",
         choices=TARGET_CHOICES,
