@@ -25,6 +25,7 @@ from .errors import InvalidParameters
 from .protocol import sniff_format
 
 MODEL_ID = "stabilityai/stable-audio-open-1.0"
+TASK = "text-to-audio"  # what FlexServe and our server are told to serve (--task)
 SAMPLE_RATE = 44_100
 CHANNELS = 2
 # transformer.sample_size (latent frames) * VAE hop length / sample rate = 47.5545 s.

@@ -18,6 +18,7 @@ from typing import IO, Any
 import httpx
 
 from ..errors import DeploymentError
+from ..params import TASK
 from ..protocol import HEALTH_ROUTE, LOCAL_SERVER_KEY_ENV
 from . import store
 
@@ -48,14 +49,20 @@ def server_url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def server_command(
-    model: str, port: int, *extra: str, task: str | None = None, python: str = ""
-) -> list[str]:
-    """``python -m flexaudio_helpers.serving [--task T] --model M --port N [extra...]``."""
-    command = [python or sys.executable, "-m", SERVER_MODULE]
-    if task:
-        command += ["--task", task]
-    return [*command, "--model", model, "--port", str(port), *extra]
+def server_command(model: str, port: int, *extra: str) -> list[str]:
+    """``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N [extra...]``."""
+    return [
+        sys.executable,
+        "-m",
+        SERVER_MODULE,
+        "--task",
+        TASK,
+        "--model",
+        model,
+        "--port",
+        str(port),
+        *extra,
+    ]
 
 
 def server_environment(api_key: str, **extra: str) -> dict[str, str]:
