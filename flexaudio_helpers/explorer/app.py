@@ -130,7 +130,7 @@ class Explorer(FlatNames):
         )
         self.result_view = ResultView()
         self.history_tab = HistoryTab(
-            self.session, folder=self.folder, png_of=self.verbs.png, on_load=self.load_into_controls,
+            self.session, folder=self.folder, png_of=self.verbs.png, on_load=self.controls.load,
             on_vary=self.verbs.start_variations, on_start_from=self.verbs.start_from_take,
         )  # fmt: skip
         self.compare_tab = CompareTab(self.session)
@@ -273,11 +273,6 @@ class Explorer(FlatNames):
     def use_seed(self, seed: int | None) -> None:
         """Put `seed` in the seed box and turn "random" off (the "Reuse last seed" button)."""
         self.controls.use_seed(seed)
-
-    def load_into_controls(self, take: Take) -> None:
-        """Set every control from a take's request (its seed included)."""
-        self.controls.load(take)
-        self.history_tab.note(f"Clip #{take.number}'s parameters are in the controls.")
 
     def show_tab(self, title: str) -> None:
         """Bring a tab to the front by its title (one of `TAB_TITLES`, e.g. ``"Sweep"``)."""
