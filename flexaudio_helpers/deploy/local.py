@@ -58,13 +58,12 @@ class ModelChoice:
 
 
 def has_gpu() -> bool:
-    """True when torch sees a CUDA (or Apple MPS) device."""
+    """True when torch sees a CUDA (or Apple MPS) device (`serving.speed.pick_device`)."""
     try:
-        import torch
-    except ImportError:
+        from ..serving.speed import pick_device
+    except ImportError:  # no torch: the local extra is not installed
         return False
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(mps and mps.is_available())
+    return pick_device() != "cpu"
 
 
 def weights_downloaded(model: str) -> bool:
