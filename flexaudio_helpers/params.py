@@ -269,9 +269,13 @@ def vllm_omni_body(request: GenerationRequest) -> dict[str, Any]:
     return body
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters (ending in ``...`` when cut), for messages and labels."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    return shorten(repr(value), limit)
 
 
 # pydantic error types that only say a value is past a bound, which ALLOWED already states.

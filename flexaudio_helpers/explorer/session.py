@@ -35,7 +35,7 @@ from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
 from ..errors import InvalidParameters
 from ..files import atomic_writer
-from ..params import ALLOWED, MIN_INIT_NOISE_LEVEL, SWEEPABLE, GenerationRequest
+from ..params import ALLOWED, MIN_INIT_NOISE_LEVEL, SWEEPABLE, GenerationRequest, shorten
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,7 @@ class Take:
 
         A take made from another starts with its lineage: ``#7 ← varied from #3 · ...``.
         """
-        prompt = self.prompt or "(no prompt)"
-        prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+        prompt = shorten(self.prompt or "(no prompt)", 40)
         described = f"{prompt} · {self.short_parameters()} · {self.measured()}"
         if self.parent is not None:
             return f"#{self.number} ← {self.origin} · {described}"
