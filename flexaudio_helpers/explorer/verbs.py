@@ -157,10 +157,14 @@ class Verbs:
             make,
             on_result=lambda made: finish(job, made),
             on_error=lambda exc: controls.failed(exc, job.elapsed),
-            on_tick=lambda elapsed: job is self.job and controls.tick(elapsed, self.last_seconds),
+            on_tick=lambda elapsed: self._tick(job, elapsed),
         )
         self.job = job
         return job.start()
+
+    def _tick(self, job: Job, elapsed: float) -> None:
+        if job is self.job:
+            self.app.controls.tick(elapsed, self.last_seconds)
 
     def done(self, job: Job, takes: list[Take], tab: str) -> None:
         """New takes from `job`: list them, say how long it took, and bring `tab` to the front."""
