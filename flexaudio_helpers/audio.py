@@ -32,7 +32,7 @@ from .errors import (
     ResponseTooLarge,
 )
 from .files import atomic_writer
-from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
+from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest, shorten
 from .protocol import OFFLINE_NOTICE, load_json, sniff_format
 from .spectra import channels_first
 
@@ -437,7 +437,7 @@ class Clip:
         )
 
     def __repr__(self) -> str:
-        prompt = self.prompt if self.prompt is None or len(self.prompt) <= 50 else self.prompt[:47] + "..."
+        prompt = self.prompt if self.prompt is None else shorten(self.prompt, 50)
         offline = ", offline=True" if self.offline else ""
         return (
             f"Clip({self.duration:.2f} s, {self.sample_rate} Hz, {self.channels} ch, "

@@ -32,7 +32,7 @@ from . import apis
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
-from .deploy import TARGET_CHOICES, clean_up, connect, endpoint
+from .deploy import DEFAULT_NAME, TARGET_CHOICES, clean_up, connect, endpoint
 from .errors import (
     EndpointNotConfigured,
     EndpointNotFound,
@@ -73,7 +73,6 @@ PYTHON_TO_FLAGS = {
     "pass api_key=... or set": "set",
     "or api_key=...": "or --api-key-env NAME",
 }
-ENDPOINT_NAME = "stable-audio-open"  # the notebooks' endpoint
 
 
 def shell_command() -> str:
@@ -259,12 +258,7 @@ def run_plot(args: argparse.Namespace) -> int:
     low, high = DPI_RANGE
     if not low <= args.dpi <= high:
         raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
-    try:
-        clip = Clip.load(source)
-    except InvalidAudioFile as exc:
-        raise InputError(str(exc)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {source} as audio: {exc}") from None
+    clip = _load_clip(source)
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(output) as stream:  # never through a planted symlink, never half a file
@@ -273,16 +267,22 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_analyze(args: argparse.Namespace) -> int:
-    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
-
+def _load_clip(path: str | Path) -> Clip:
+    """The audio file at `path`; `InputError` saying why when it cannot be read."""
     try:
-        clip = Clip.load(args.clip)
-        analysis = analyze(clip)
+        return Clip.load(path)
     except InvalidAudioFile as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
-        raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
+        raise InputError(f"cannot read {path} as audio: {exc}") from None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
+
+    clip = _load_clip(args.clip)
+    try:
+        analysis = analyze(clip)
     except AnalysisError as exc:
         raise InputError(f"cannot analyse {args.clip}: {exc}") from None
     result = check(clip, analysis)  # the prompt comes from the file's metadata, when we saved it
@@ -338,15 +338,18 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 # ----- parsing -------------------------------------------------------------------------------
+def _name_option(group: Any) -> None:
+    text = f"the endpoint's name, as served and saved (default: {DEFAULT_NAME})"
+    group.add_argument("--name", default=DEFAULT_NAME, help=text)
+
+
 def _endpoint_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("endpoint")
     group.add_argument(
         "--url", help="the endpoint's base URL (default: $INFERENCE_URL or .env, else the saved --name)"
     )
-    group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the saved endpoint to use (default: {ENDPOINT_NAME})"
-    )
+    _name_option(group)
     group.add_argument(
         "--api-key-env",
         default=INFERENCE_API_KEY_ENV,
@@ -367,9 +370,7 @@ def _endpoint_options() -> argparse.ArgumentParser:
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment")
-    group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the endpoint's name (default: {ENDPOINT_NAME})"
-    )
+    _name_option(group)
     group.add_argument(
         "--target",
         choices=TARGET_CHOICES,

@@ -416,7 +416,7 @@ def test_vary_and_start_from_keep_the_lineage(explorer, tmp_path):
 
 
 def test_vary_and_start_from_buttons_and_refusals(explorer):
-    with pytest.raises(ValueError, match="allowed: none yet: make a clip first"):
+    with pytest.raises(ValueError, match="Make at least one clip first"):
         explorer.vary(1)
     cheap(explorer, seed=5)
     explorer.generate()
@@ -444,7 +444,9 @@ def test_vary_and_start_from_buttons_and_refusals(explorer):
     # Bad input is refused before anything starts, naming what is allowed.
     with pytest.raises(ValueError, match="9 is not a clip of this session; allowed: clip numbers 1 to 4"):
         explorer.start_from(9)
-    with pytest.raises(InvalidParameters, match="count=9 is not allowed; allowed: an integer from 1 to 8"):
+    with pytest.raises(
+        InvalidParameters, match="count: 9 variations is not allowed; allowed: an integer from 1 to 8"
+    ):
         explorer.vary(1, count=9)
     for level in (0.3, 101, float("nan"), "1"):
         with pytest.raises(InvalidParameters, match=r"init_noise_level=.* allowed: more than 0.3 up to 100"):

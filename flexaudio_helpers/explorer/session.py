@@ -8,7 +8,7 @@
 - `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick, and
   whose outcome code can wait for (`Job.result`, like a `concurrent.futures.Future`).
 - `sweep_requests`: one request per value of the swept parameter, validated before anything is sent;
-  `variation_count` and `noise_level` check what Vary and "Start from this take" are given.
+  `noise_level` checks where "Start from this take" starts.
 
 Nothing here imports ipywidgets, so it can be used (and read) on its own.
 """
@@ -39,25 +39,20 @@ from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
 from ..errors import InvalidParameters, UnsafeStateError
 from ..files import write_atomic
-from ..params import ALLOWED, GenerationRequest
+from ..params import ALLOWED, MIN_INIT_NOISE_LEVEL, SWEEPABLE, GenerationRequest, shorten
 
 log = logging.getLogger(__name__)
 
-# The parameters a sweep can vary, and how to read the values typed for them.
-SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_SWEEP_VALUES = 8
 # Takes whose samples stay in memory (16 MiB each at 47.55 s stereo): a whole sweep, so plotting
 # one reads nothing back. Older takes are read back from their FLAC files when used.
 HELD_TAKES = MAX_SWEEP_VALUES
-# Vary makes at most as many takes as a sweep, so a whole set stays in memory too.
-MAX_VARIATIONS = MAX_SWEEP_VALUES
 DEFAULT_VARIATIONS = 4
 # Where audio-to-audio starts denoising (the scheduler's sigma): the sampler ends at 0.3, so a level
 # must be above it. At 1 the source's shape survives; at 100 it is all but gone (text-to-audio
 # starts at 500). The slider's stops, roughly doubling:
 NOISE_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 0.3, NOISE_LEVELS[-1]
-DEFAULT_NOISE_LEVEL = 1.0
+MAX_NOISE_LEVEL = NOISE_LEVELS[-1]
 # A session's own takes folder: in the temporary folder, held (flock) by its session while it lives,
 # so a folder left by a killed kernel is found and removed when the next session starts.
 TAKES_PREFIX = "flexaudio-takes-"
@@ -154,8 +149,7 @@ class Take:
 
         A take made from another starts with its lineage: ``#7 ← varied from #3 · ...``.
         """
-        prompt = self.prompt or "(no prompt)"
-        prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+        prompt = shorten(self.prompt or "(no prompt)", 40)
         described = f"{prompt} · {self.short_parameters()} · {self.measured()}"
         if self.parent is not None:
             return f"#{self.number} ← {self.origin} · {described}"
@@ -293,6 +287,19 @@ class Session:
     def get(self, number: int) -> Take:
         return self.takes[number - 1]
 
+    def find(self, which: Any, side: str = "") -> Take:
+        """The take `which` (a take or its number, as in History); `ValueError` naming the allowed
+        numbers if it is not one of this session's (`side`, e.g. ``"A: "``, starts the message)."""
+        count = len(self)
+        if not count:
+            raise ValueError("Make at least one clip first.")
+        number = which.number if isinstance(which, Take) else which
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
+            raise ValueError(
+                f"{side}{which!r} is not a clip of this session; allowed: clip numbers 1 to {count}"
+            )
+        return self.get(number)
+
     def save(self, take: Take, folder: str | os.PathLike, fmt: str = "wav") -> Path:
         """Save one take as WAV or FLAC in `folder` (request and seed in the file's metadata)."""
         fmt = fmt.lower().lstrip(".")
@@ -416,21 +423,11 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
     return [base.with_parameters(**{parameter: value}) for value in numbers]
 
 
-def variation_count(count: Any) -> int:
-    """`count` if Vary can make that many takes (1 to `MAX_VARIATIONS`); `InvalidParameters` if not."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
-        allowed = f"an integer from 1 to {MAX_VARIATIONS}"
-        raise InvalidParameters(
-            f"count={count!r} is not allowed; allowed: {allowed}", field="count", value=count, allowed=allowed
-        )
-    return count
-
-
 def noise_level(level: Any) -> float:
     """`level` as a float if audio-to-audio can start there; `InvalidParameters` if not."""
     number = isinstance(level, int | float) and not isinstance(level, bool)
-    if not (number and MIN_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
-        allowed = f"more than {MIN_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
+    if not (number and MIN_INIT_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
+        allowed = f"more than {MIN_INIT_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
         raise InvalidParameters(
             f"init_noise_level={level!r} is not allowed; allowed: {allowed}",
             field="init_noise_level",

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import init_audio
-from ..errors import InvalidParameters
+from ..errors import InvalidParameters, QueueFull
 from ..params import MAX_INIT_AUDIO_CHARS, GenerationRequest
 from ..protocol import (
     EXTENSIONS,
@@ -41,7 +41,7 @@ from ..protocol import (
 )
 from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
 from .pipeline import AudioGenerator, GeneratedAudio
-from .queue import GenerationQueue, QueueFull
+from .queue import GenerationQueue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -41,6 +41,7 @@ from .speed import (
     dtype_name,
     full_precision_copy,
     hand_conditioning_to_transformer,
+    pick_device,
     place_pipeline,
     restore_weights,
     run_eagerly,
@@ -79,15 +80,6 @@ class GeneratedAudio:
     sample_rate: int
     seed: int
     seconds: float
-
-
-def pick_device() -> str:
-    """The best device here: CUDA, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class AudioGenerator:
