@@ -1,7 +1,7 @@
 # make lab  : install everything into .venv (first time only), then open JupyterLab on notebooks/
 # make test : install everything into .venv (first time only), then lint, the fast tests and the notebooks
 # make test-all : make test plus the slow tier (whole tours, browser, load, full fuzzing): what CI runs
-# make test-oldest : the fast tests against the lowest versions pyproject.toml declares (.venv-oldest)
+# make test-oldest : the fast tests and notebook 06 against the lowest versions pyproject.toml declares (.venv-oldest)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -89,6 +89,10 @@ OLDEST_BIN := $(OLDEST_VENV)/bin
 OLDEST_PACKAGES := diffusers transformers accelerate torchsde sentencepiece httpx pydantic fastapi uvicorn
 OLDEST_TESTS := tests/test_params.py tests/test_queue.py tests/test_speed_options.py \
 	tests/test_endpoint.py $(wildcard tests/test_client*.py)
+# Notebook 06's plain diffusers cells (from_pretrained(..., dtype=) is why diffusers' floor is 0.40),
+# then the clean-up notebook, which stops the server that 06 starts.
+OLDEST_NOTEBOOKS := $(wildcard notebooks/06_*.ipynb) $(wildcard notebooks/*_cleanup.ipynb)
+OLDEST_RUN := test-artifacts/oldest
 empty :=
 OLDEST_NAMES := $(subst $(empty) $(empty),|,$(strip $(OLDEST_PACKAGES)))
 
@@ -108,7 +112,9 @@ $(OLDEST_VENV)/.installed: $(OLDEST_VENV)/constraints.txt
 
 test-oldest: $(OLDEST_VENV)/.installed
 	$(OLDEST_BIN)/python -m pip list --format=freeze | grep -iE '^(torch|numpy|$(OLDEST_NAMES))=='
-	$(OLDEST_BIN)/pytest -q -p no:cacheprovider --durations=5 $(OLDEST_TESTS)
+	rm -rf $(OLDEST_RUN) test-artifacts/state && mkdir -p $(OLDEST_RUN) && cp $(OLDEST_NOTEBOOKS) $(OLDEST_RUN)/
+	$(OLDEST_BIN)/pytest -q -p no:cacheprovider --durations=5 $(OLDEST_TESTS) \
+		$(OLDEST_RUN) --nbmake --nbmake-timeout=300 --overwrite
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache test-artifacts

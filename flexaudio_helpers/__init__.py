@@ -52,7 +52,7 @@ _PUBLIC = {
     "explore": "explorer",
     # in this process, on this machine's device
     "load_generator": "serving.pipeline",
-    "pick_device": "serving.pipeline",
+    "pick_device": "serving.speed",
     "save_offline_model": "serving.offline_model",
     "generate_here": "inprocess",
     "variations_here": "inprocess",
@@ -102,6 +102,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.offline_model import save_offline_model
-    from .serving.pipeline import load_generator, pick_device
+    from .serving.pipeline import load_generator
+    from .serving.speed import pick_device
     from .settings import hugging_face_token
     from .state import forget_saved_state

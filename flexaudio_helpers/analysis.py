@@ -34,13 +34,12 @@ import numpy as np
 from .audio import Clip, measure
 from .errors import AnalysisError
 from .protocol import OFFLINE_NOTICE
-from .spectra import audio_arrays, mel_power, mel_spectrogram, power_spectrogram
+from .spectra import TOP_DB, audio_arrays, mel_power, mel_spectrogram, power_spectrogram
 
 N_FFT = 2048
 N_MELS = 128
 HOP = 512  # 11.6 ms frames at 44.1 kHz: the beat tracker's time resolution
 SILENT_FRAME_DBFS = -60.0  # frames quieter than this are left out of brightness and noisiness
-TOP_DB = 80.0  # a spectrogram's range, as librosa's power_to_db: quieter bins count as this quiet
 MIN_TEMPO_SECONDS = 3.0  # a tempo needs a few beats; shorter clips report no beat
 TEMPOGRAM_LAGS = 384  # lags of the onset autocorrelation: 4.5 s at 44.1 kHz, librosa's 8 s at 22 kHz
 # The normalised autocorrelation of the onset strength at the beat period, from 0 to 1. White
@@ -102,17 +101,6 @@ class Analysis:
     def rows(self) -> list[tuple[str, str, str]]:
         """(quantity, value with its unit, meaning) for each measurement."""
         return [(label, show(self), self.meaning(name)) for name, label, show in _ROWS]
-
-    def summary(self) -> str:
-        """One line: loudness, tempo, brightness, noisiness."""
-        return " · ".join(
-            [
-                _lufs(self.loudness_lufs),
-                _tempo(self),
-                f"centroid {_hz(self.centroid_hz)}",
-                f"flatness {_number(self.flatness)}",
-            ]
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (infinities, e.g. the peak of silence, become None)."""

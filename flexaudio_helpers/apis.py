@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .errors import EndpointNotConfigured
-from .params import GenerationRequest, vllm_omni_body
+from .params import MAX_SEED, VLLM_OMNI_MAX_SEED, GenerationRequest, vllm_omni_body
 from .protocol import GENERATIONS_ROUTE, INFERENCE_API_ENV, INFERENCE_URL_ENV, VLLM_OMNI_AUDIO_ROUTE
 
 FLEXSERVE = "flexserve"
@@ -41,6 +41,9 @@ class FlexServe:
     label: ClassVar[str] = "FlexServe"
     route: ClassVar[str] = GENERATIONS_ROUTE
     serves: ClassVar[str] = "a FlexServe endpoint (FlexAI, or this project's local server)"
+    max_seed: ClassVar[int] = MAX_SEED
+    # Our endpoint answers with the seed it used (X-Seed); a clip records that one.
+    seed_from_header: ClassVar[bool] = True
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         """The JSON body to POST to `route`."""
@@ -59,6 +62,9 @@ class VllmOmni:
     label: ClassVar[str] = "vLLM-Omni"
     route: ClassVar[str] = VLLM_OMNI_AUDIO_ROUTE
     serves: ClassVar[str] = "a vLLM-Omni server (vllm-omni serve ... --omni)"
+    max_seed: ClassVar[int] = VLLM_OMNI_MAX_SEED
+    # vLLM-Omni documents no seed header: a clip records the seed it asked for.
+    seed_from_header: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.response_format not in RESPONSE_FORMATS:

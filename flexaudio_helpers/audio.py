@@ -34,8 +34,8 @@ from .errors import (
     ResponseTooLarge,
 )
 from .files import atomic_writer
-from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
-from .protocol import OFFLINE_NOTICE, sniff_format
+from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest, shorten
+from .protocol import OFFLINE_NOTICE, load_json, sniff_format
 from .spectra import channels_first
 
 SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -243,8 +243,8 @@ def _parse_metadata(text: str | None, path: str | os.PathLike) -> dict[str, Any]
     if not text:
         return None
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = load_json(text)
+    except ValueError:
         return None  # a comment some other program wrote
     if isinstance(data, list):  # JSON, but not what save writes: reported by Clip.load
         return data
@@ -380,16 +380,22 @@ class Clip:
             yield stream
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, max_samples: int = MAX_LOAD_SAMPLES) -> Clip:
+    def load(
+        cls, path: str | os.PathLike, *, max_samples: int = MAX_LOAD_SAMPLES, data: bytes | None = None
+    ) -> Clip:
         """Read a clip saved by `save` (request and seed restored) or any audio file (no request).
 
         A file that would decode to over `max_samples` samples is refused before decoding; metadata
-        of the wrong shape is ignored with a warning.
+        of the wrong shape is ignored with a warning. `data` is the file's bytes when they were
+        already read (then `path` only names it in messages).
         """
         what = f"{os.fspath(path)!r}"
         try:
             # Opened here so that a missing file is a FileNotFoundError, not libsndfile's "System error".
-            with open(path, "rb") as file, sf.SoundFile(file) as stream:
+            with (
+                io.BytesIO(data) if data is not None else open(path, "rb") as file,
+                sf.SoundFile(file) as stream,
+            ):
                 _check_size(
                     stream.frames, stream.channels, stream.samplerate, max_samples, what, InvalidAudioFile
                 )
@@ -449,7 +455,7 @@ class Clip:
         )
 
     def __repr__(self) -> str:
-        prompt = self.prompt if self.prompt is None or len(self.prompt) <= 50 else self.prompt[:47] + "..."
+        prompt = self.prompt if self.prompt is None else shorten(self.prompt, 50)
         offline = ", offline=True" if self.offline else ""
         return (
             f"Clip({self.duration:.2f} s, {self.sample_rate} Hz, {self.channels} ch, "

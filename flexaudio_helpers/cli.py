@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ from . import apis
 from .audio import SAVE_FORMATS, Clip
 from .batch import MANIFEST_NAME
 from .client import AudioClient
-from .deploy import TARGET_CHOICES, clean_up, connect, endpoint
+from .deploy import DEFAULT_NAME, TARGET_CHOICES, clean_up, connect, endpoint
 from .errors import (
     EndpointNotConfigured,
     EndpointNotFound,
@@ -42,11 +43,18 @@ from .errors import (
     InputError,
     InvalidAudioFile,
     InvalidParameters,
+    UnsafeStateError,
 )
 from .files import atomic_writer
 from .inputs import as_request
 from .params import MAX_VARIATIONS, check_count
-from .protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV, OFFLINE_NOTICE
+from .protocol import (
+    INFERENCE_API_ENV,
+    INFERENCE_API_KEY_ENV,
+    INFERENCE_URL_ENV,
+    OFFLINE_NOTICE,
+    load_json,
+)
 from .redact import display_url, mask_values
 from .settings import resolve, setting
 
@@ -68,7 +76,6 @@ PYTHON_TO_FLAGS = {
     "pass api_key=... or set": "set",
     "or api_key=...": "or --api-key-env NAME",
 }
-ENDPOINT_NAME = "stable-audio-open"  # the notebooks' endpoint
 # extend, loop and repaint: the fields `longer` names, as these commands' flags.
 VERB_FLAGS = {
     "extend": {"to": "to", "prompts": "prompt", "keep_seconds": "keep", "source": "IN"},
@@ -132,8 +139,14 @@ def _client(args: argparse.Namespace) -> AudioClient:
 
 
 def _check_audio_path(path: Path) -> None:
+    """Refuse, before anything is generated, an output that could not be written."""
     if path.suffix.lower() not in SAVE_FORMATS:
         raise InputError(f"cannot write {path.name!r}: the output must end in .wav or .flac")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: a folder is in its place")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is a file, not a folder")
 
 
 def _describe(clip: Clip, path: Path) -> str:
@@ -155,20 +168,21 @@ def variation_paths(output: Path, count: int) -> list[Path]:
 
 def run_generate(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    _check_audio_path(output)
     request = as_request(args.prompt, **_parameters(args))  # validated before any network call
     if args.variations is not None:
         check_count(args.variations)
+    paths = [output] if args.variations is None else variation_paths(output, args.variations)
+    for path in paths:  # every output, before anything is generated
+        _check_audio_path(path)
     source = Path(args.init_audio) if args.init_audio else None
     if source is not None and not source.is_file():
         raise InputError(f"--init-audio {source}: no such file")
     options = {"init_audio": source, "init_noise_level": args.init_noise_level}
     with _client(args) as client:
         if args.variations is None:
-            clips, paths = [client.generate(request, **options)], [output]
+            clips = [client.generate(request, **options)]
         else:
             clips = client.variations(request, args.variations, **options)
-            paths = variation_paths(output, args.variations)
     for clip, path in zip(clips, paths, strict=True):
         clip.save(path)
         print(_describe(clip, path))
@@ -203,11 +217,9 @@ def read_batch(path: Path) -> list[Any]:
             items.append(line)
             continue
         try:
-            item = json.loads(line)
+            item = load_json(line)
         except ValueError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise InputError(f"{path}:{number}: JSON nested too deeply to be a request") from None
+            raise InputError(f"{path}:{number}: {exc}") from None
         if isinstance(item, dict) and "request" in item:
             item = item["request"]
         items.append(item)
@@ -261,12 +273,7 @@ def run_plot(args: argparse.Namespace) -> int:
     low, high = DPI_RANGE
     if not low <= args.dpi <= high:
         raise InputError(f"--dpi {args.dpi} is not allowed: use {low} to {high}")
-    try:
-        clip = Clip.load(source)
-    except InvalidAudioFile as exc:
-        raise InputError(str(exc)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {source} as audio: {exc}") from None
+    clip = _load_clip(source)
     figure = plot_clip(clip, title=args.title)
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(output) as stream:  # never through a planted symlink, never half a file
@@ -275,16 +282,22 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_analyze(args: argparse.Namespace) -> int:
-    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
-
+def _load_clip(path: str | Path) -> Clip:
+    """The audio file at `path`; `InputError` saying why when it cannot be read."""
     try:
-        clip = Clip.load(args.clip)
-        analysis = analyze(clip)
+        return Clip.load(path)
     except InvalidAudioFile as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
-        raise InputError(f"cannot read {args.clip} as audio: {exc}") from None
+        raise InputError(f"cannot read {path} as audio: {exc}") from None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, analyze, check  # imported here: librosa is slow to import
+
+    clip = _load_clip(args.clip)
+    try:
+        analysis = analyze(clip)
     except AnalysisError as exc:
         raise InputError(f"cannot analyse {args.clip}: {exc}") from None
     result = check(clip, analysis)  # the prompt comes from the file's metadata, when we saved it
@@ -340,15 +353,18 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 # ----- parsing -------------------------------------------------------------------------------
+def _name_option(group: Any) -> None:
+    text = f"the endpoint's name, as served and saved (default: {DEFAULT_NAME})"
+    group.add_argument("--name", default=DEFAULT_NAME, help=text)
+
+
 def _endpoint_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("endpoint")
     group.add_argument(
         "--url", help="the endpoint's base URL (default: $INFERENCE_URL or .env, else the saved --name)"
     )
-    group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the saved endpoint to use (default: {ENDPOINT_NAME})"
-    )
+    _name_option(group)
     group.add_argument(
         "--api-key-env",
         default=INFERENCE_API_KEY_ENV,
@@ -369,9 +385,7 @@ def _endpoint_options() -> argparse.ArgumentParser:
 def _deployment_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("deployment")
-    group.add_argument(
-        "--name", default=ENDPOINT_NAME, help=f"the endpoint's name (default: {ENDPOINT_NAME})"
-    )
+    _name_option(group)
     group.add_argument(
         "--target",
         choices=TARGET_CHOICES,
@@ -583,7 +597,11 @@ def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: b
         if text.startswith(f"{name}: "):
             text = f"{flag if flag == 'IN' else '--' + flag}: " + text[len(name) + 2 :]
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
-    return mask_values(text, resolve(*names).values())  # wherever the key came from: env or .env
+    try:
+        keys = list(resolve(*names).values())  # wherever the key came from: env or .env
+    except UnsafeStateError:  # a .env refused unread: only the environment's keys can be in the text
+        keys = [os.environ.get(name) for name in names]
+    return mask_values(text, keys)
 
 
 def main(argv: list[str] | None = None) -> int:

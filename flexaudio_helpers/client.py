@@ -414,10 +414,11 @@ class AudioClient:
                 timings[key] = value
         if request.parameters.init_audio is not None:
             request = request.with_parameters(init_audio=None, keep_ranges=None)
+        seed = seed_header(response, self.api.max_seed)  # out of the API's range: InvalidResponse
         return Clip.from_bytes(
             response.content,
             request=request,
-            seed=seed_header(response),
+            seed=seed if self.api.seed_from_header else request.parameters.seed,
             max_samples=self.max_decoded_samples,
             timings=timings,
             offline=response.headers.get(OFFLINE_HEADER, "").lower() == "true",

@@ -112,8 +112,17 @@ class GenerationFailed(HTTPError):
     """The endpoint answered with an error that retrying will not fix (HTTP 500, an unexpected status)."""
 
 
+class QueueFull(FlexAudioError):
+    """The server's generation queue has no room left; `retry_after` is a fair guess in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the generation queue is full; retry in about {retry_after} s")
+        self.retry_after = retry_after
+
+
 class UnsafeStateError(FlexAudioError):
-    """A state folder or private file could be read or changed by someone else (or is a symlink)."""
+    """A state folder, private file or ``.env`` could be read or changed by someone else (or is a
+    symlink), or a ``.env`` value would pull in another variable (``${...}``)."""
 
 
 class ModelLoadError(FlexAudioError):

@@ -69,6 +69,18 @@ def replace_with_empty(path: str | os.PathLike) -> BinaryIO:
     return os.fdopen(handle, "wb")
 
 
+def refuse_if_others_control(info: os.stat_result, what: str, fix: str) -> None:
+    """Raise `UnsafeStateError` when another user owns `what` (its `os.stat` is `info`) or group or
+    others can write it: what it holds is theirs to choose. `fix` says how to make it safe."""
+    if info.st_uid != os.getuid():
+        raise UnsafeStateError(
+            f"{what} belongs to another user (uid {info.st_uid}): refusing to use it; {fix}"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(info.st_mode)
+        raise UnsafeStateError(f"{what} can be written by others (mode {mode:o}): refusing to use it; {fix}")
+
+
 def private_dir(path: str | os.PathLike) -> Path:
     """`path` as a folder of mode 0700 (each missing level created 0700, whatever the umask)."""
     path = Path(path)

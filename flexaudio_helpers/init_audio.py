@@ -15,7 +15,7 @@ import binascii
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
@@ -40,6 +40,7 @@ def source_arrays(
     decoded, other than 1 or 2 channels, no frames, NaN or infinite samples, or over `max_seconds`.
     """
     if isinstance(source, str | os.PathLike):
+        check_header(source, max_seconds=max_seconds, field=field)
         try:
             source = Clip.load(source)
         except (RuntimeError, OSError, FlexAudioError) as exc:  # soundfile raises RuntimeErrors
@@ -58,12 +59,21 @@ def source_arrays(
         )
     if not np.isfinite(samples).all():
         raise _invalid(field, "it has NaN or infinite samples", "finite samples")
-    seconds = samples.shape[1] / rate
-    if seconds > max_seconds:
-        raise _invalid(
-            field, f"{seconds:.2f} s is too long", f"at most {max_seconds:.2f} s (the model's window)"
-        )
+    _check_length(samples.shape[1] / rate, max_seconds, field)
     return np.asarray(samples, dtype=np.float32), rate
+
+
+def check_header(file: str | os.PathLike | IO[bytes], *, max_seconds: float, field: str) -> None:
+    """Refuse (`InvalidParameters` naming `field`) a source whose header declares over `max_seconds`,
+    before any sample is decoded: a few KB of FLAC can declare minutes (95 s at 48 kHz in 22 KB).
+
+    A file soundfile cannot open passes: decoding it then says why in its own words.
+    """
+    try:
+        info = sf.info(file)
+    except (RuntimeError, OSError):  # soundfile raises RuntimeErrors
+        return
+    _check_length(info.frames / max(info.samplerate, 1), max_seconds, field)
 
 
 def encode(source: Any, *, max_seconds: float = MAX_AUDIO_SECONDS) -> str:
@@ -91,16 +101,27 @@ def decode(text: str, *, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[np.nda
     """The source in ``parameters.init_audio`` (already length-checked by `params`), as
     `source_arrays` returns it; `InvalidParameters` naming ``parameters.init_audio`` otherwise.
 
-    The file's header is read before its samples: one that would decode to over
-    `MAX_SOURCE_SAMPLES` is refused without decoding it.
+    The file's header is read before its samples: one that declares over `max_seconds`
+    (`check_header`) or would decode to over `MAX_SOURCE_SAMPLES` is refused without decoding it.
     """
     field = "parameters.init_audio"
     try:
         data = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise _invalid(field, f"not a readable WAV or FLAC file ({exc})", ALLOWED["init_audio"]) from None
+    check_header(io.BytesIO(data), max_seconds=max_seconds, field=field)
+    try:
         samples, rate = decode_audio(data, max_samples=MAX_SOURCE_SAMPLES)
     except (binascii.Error, ValueError, FlexAudioError) as exc:
         raise _invalid(field, f"not a readable WAV or FLAC file ({exc})", ALLOWED["init_audio"]) from None
     return source_arrays((samples, rate), max_seconds=max_seconds, field=field)
+
+
+def _check_length(seconds: float, max_seconds: float, field: str) -> None:
+    if seconds > max_seconds:
+        raise _invalid(
+            field, f"{seconds:.2f} s is too long", f"at most {max_seconds:.2f} s (the model's window)"
+        )
 
 
 def _invalid(field: str, problem: str, allowed: str) -> InvalidParameters:

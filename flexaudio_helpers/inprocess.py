@@ -45,7 +45,7 @@ def generate_here(
 
     It runs on a worker thread, as the endpoint does. On a CPU, anything computing at the same
     moment (a sweep in another kernel, a request to the endpoint) competes for the same cores, and
-    the same request can then take several times longer: see the README's Troubleshooting.
+    the same request can then take several times longer: see docs/troubleshooting.md.
     """
     return _run(generator, prompt_or_request, None, init_audio, init_noise_level, parameters)[0]
 

@@ -25,6 +25,7 @@ from .errors import InvalidParameters
 from .protocol import sniff_format
 
 MODEL_ID = "stabilityai/stable-audio-open-1.0"
+TASK = "text-to-audio"  # what FlexServe and our server are told to serve (--task)
 SAMPLE_RATE = 44_100
 CHANNELS = 2
 # transformer.sample_size (latent frames) * VAE hop length / sample rate = 47.5545 s.
@@ -36,6 +37,8 @@ MAX_GUIDANCE = 50.0
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets
 MAX_PROMPT_CHARS = 2000  # T5 reads 128 tokens; the cap only guards the server
+# The parameters a sweep can vary, and how to read the values typed for them.
+SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_VARIATIONS = 8  # takes of one request per call; in one pipeline call each holds a 47.55 s window
 # Audio-to-audio (our extension): the scheduler's sigma range, CosineDPMSolverMultistepScheduler's
 # config in Stable Audio Open 1.0 (sigma_min 0.3, sigma_max 500); 1.0 keeps the source's shape.
@@ -302,9 +305,13 @@ def vllm_omni_body(request: GenerationRequest) -> dict[str, Any]:
     return body
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters (ending in ``...`` when cut), for messages and labels."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    return shorten(repr(value), limit)
 
 
 # pydantic error types that only say a value is past a bound, which ALLOWED already states.

@@ -22,8 +22,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
 
+from .params import SWEEPABLE
 from .protocol import OFFLINE_NOTICE
 from .spectra import (
+    TOP_DB,
     AudioLike,
     MelSpectrogram,
     WaveformEnvelope,
@@ -34,8 +36,6 @@ from .spectra import (
     waveform_envelope,
 )
 
-# The dynamic range shown by the colour scale, as librosa.power_to_db's top_db.
-TOP_DB = 80.0
 FIGURE_WIDTH = 10.0  # inches
 DPI = 100
 COLORMAP = "magma"
@@ -362,7 +362,6 @@ SWEEP_METRICS = {
     "peak_dbfs": ("peak (dBFS)", 2.0),
 }
 DEFAULT_SWEEP_METRICS = ("loudness_lufs", "centroid_hz", "flatness")
-SWEEP_PARAMETERS = ("guidance_scale", "num_inference_steps", "seed")
 METRIC_ROW_HEIGHT = 1.9  # inches
 
 
@@ -379,7 +378,7 @@ def sweep_values(clips: Sequence[Any], parameter: str | None = None) -> tuple[st
         request = getattr(clip, "request", None)
         return getattr(request.parameters, name, None) if request is not None else None
 
-    candidates = [parameter] if parameter else list(SWEEP_PARAMETERS)
+    candidates = [parameter] if parameter else list(SWEEPABLE)
     for name in candidates:
         values = [value(clip, name) for clip in clips]
         if parameter or len(set(values)) > 1:

@@ -9,6 +9,9 @@ an endpoint and its keys.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 # The tutorial's endpoint, as FlexAI's docs name it: read by the client, the CLI and deploy.
 INFERENCE_URL_ENV = "INFERENCE_URL"
 INFERENCE_API_KEY_ENV = "INFERENCE_API_KEY"
@@ -37,6 +40,30 @@ INIT_AUDIO_EXTENSION = "init_audio"
 # "keep_ranges" is one window keeping stretches of init_audio (`longer` chains such windows).
 KEEP_RANGES_EXTENSION = "keep_ranges"
 EXTENSIONS = (INIT_AUDIO_EXTENSION, KEEP_RANGES_EXTENSION)
+
+
+# How deep a request body or a manifest line may nest: they need three levels. Hundreds of levels
+# parse, then exhaust the stack of whatever reads the value next (repr, validation).
+MAX_JSON_DEPTH = 32
+
+
+def load_json(text: str | bytes) -> Any:
+    """`json.loads` for a body or a line from outside; `ValueError` (saying why) for text that is
+    not JSON, or JSON nested over `MAX_JSON_DEPTH` levels."""
+    too_deep = f"JSON nested too deeply (over {MAX_JSON_DEPTH} levels)"
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(too_deep) from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    level, depth = [value], 0
+    while level := [item for item in level if isinstance(item, dict | list)]:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(too_deep)
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)]
+    return value
 
 
 def error_body(message: str, error_type: str, param: str | None = None) -> dict:

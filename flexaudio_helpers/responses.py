@@ -28,7 +28,7 @@ from .errors import (
     InvalidResponse,
     ResponseTooLarge,
 )
-from .params import ALLOWED, MAX_SEED
+from .params import ALLOWED, MAX_SEED, shorten
 from .protocol import SEED_HEADER
 from .redact import display_url
 
@@ -73,12 +73,7 @@ def server_error(response: httpx.Response) -> tuple[str, str | None]:
         title = _html_title(text)
         return f"an HTML page{': ' + title if title else ''}", None
     text = " ".join(text.split())
-    return shorten(text) or response.reason_phrase, None
-
-
-def shorten(text: str, limit: int = MAX_ERROR_TEXT) -> str:
-    """`text` cut to `limit` characters (ending in ``...`` when cut)."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, MAX_ERROR_TEXT) or response.reason_phrase, None
 
 
 def _html_title(page: str) -> str:
@@ -91,7 +86,7 @@ def _html_title(page: str) -> str:
     end = lower.find("</title", start)
     if start < 0 or end < 0:
         return ""
-    return shorten(" ".join(page[start + 1 : end].split()))
+    return shorten(" ".join(page[start + 1 : end].split()), MAX_ERROR_TEXT)
 
 
 def _value_at(body: dict, field: str | None) -> Any:
@@ -156,16 +151,17 @@ def header_number(response: httpx.Response, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def seed_header(response: httpx.Response) -> int | None:
-    """The seed the endpoint used, from ``X-Seed``; `InvalidResponse` when it is not a seed."""
+def seed_header(response: httpx.Response, max_seed: int = MAX_SEED) -> int | None:
+    """The seed the endpoint used, from ``X-Seed``; `InvalidResponse` when it is not a seed from 0
+    to `max_seed` (what the API's requests allow)."""
     value = response.headers.get(SEED_HEADER)
     if value is None:
         return None
     # The length first: int() refuses over 4,300 digits with a ValueError of its own.
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_SEED)) or int(value) > MAX_SEED:
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(max_seed)) or int(value) > max_seed:
         raise InvalidResponse(
             f"the endpoint's {SEED_HEADER} header is {shorten(value, 40)!r}, not a seed "
-            f"(an integer from 0 to {MAX_SEED})"
+            f"(an integer from 0 to {max_seed})"
         )
     return int(value)
 

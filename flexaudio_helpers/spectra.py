@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 AMIN = 1e-10  # power floor before the logarithm, as librosa's amin
+TOP_DB = 80.0  # a spectrogram's range, as librosa's power_to_db: quieter bins count as this quiet
 # Frames per FFT call: 16 frames in and out (~260 KB) stay in a 2-core VM's cache; with 64 the
 # FFTs ran up to 3x slower there (bench/plots_vs_librosa.py).
 FFT_BLOCK_FRAMES = 16

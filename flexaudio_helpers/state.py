@@ -29,6 +29,7 @@ from .files import (
     open_private,
     private_dir,
     read_log,
+    refuse_if_others_control,
     replace_with_empty,
     write_atomic,
 )
@@ -90,16 +91,11 @@ def _check_folder(folder: Path) -> None:
     info = os.stat(folder)
     if not stat.S_ISDIR(info.st_mode):
         raise UnsafeStateError(f"the state folder {folder} is not a folder; set {STATE_DIR_ENV} to a folder")
-    if info.st_uid != os.getuid():
-        raise UnsafeStateError(
-            f"the state folder {folder} belongs to another user (uid {info.st_uid}): refusing to keep "
-            f"keys there; set {STATE_DIR_ENV} to a folder of your own"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeStateError(
-            f"the state folder {folder} can be written by others (mode {stat.S_IMODE(info.st_mode):o}): "
-            f"refusing to keep keys there; `chmod 700 {folder}` or set {STATE_DIR_ENV} to a private folder"
-        )
+    refuse_if_others_control(
+        info,
+        f"the state folder {folder}",
+        f"`chmod 700 {folder}` or set {STATE_DIR_ENV} to a folder of your own",
+    )
 
 
 def _write_marker(folder: Path) -> None:

@@ -7,15 +7,28 @@ at the first denoising step and at the end.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from flexaudio_helpers import init_audio
 from flexaudio_helpers.audio import Clip
+from flexaudio_helpers.cli import main as cli
 from flexaudio_helpers.errors import InvalidParameters
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.protocol import GENERATIONS_ROUTE
+from flexaudio_helpers.serving.app import MAX_SOURCE_DECODES, TEXT_BODY_BYTES, create_app
 from flexaudio_helpers.serving.audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, source_waveform
 from flexaudio_helpers.serving.pipeline import call_pipeline, load_generator
 
@@ -139,3 +152,78 @@ def test_bad_sources_and_levels_are_refused_naming_the_limit(generator, tmp_path
         assert refused.value.field == "init_noise_level"
     with pytest.raises(InvalidParameters, match="init_noise_level: applies to audio-to-audio only"):
         generator.generate(REQUEST, init_noise_level=1.0)
+
+
+# ----- sources that declare more than they weigh (issue 26) -----------------------------------
+@pytest.fixture(scope="module")
+def long_flac(tmp_path_factory) -> Path:
+    """95 s of 48 kHz stereo silence: a few KB of FLAC that decode to 36 MB of float32."""
+    path = tmp_path_factory.mktemp("long") / "long.flac"
+    with sf.SoundFile(path, "w", 48_000, 2, format="FLAC", subtype="PCM_16") as stream:
+        for _ in range(95):
+            stream.write(np.zeros((48_000, 2), dtype=np.int16))
+    return path
+
+
+def _peak_mib(work) -> float:
+    """The most memory Python and numpy held while `work()` ran, in MiB (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_source_declaring_too_long_is_refused_from_its_header(long_flac):
+    text = base64.b64encode(long_flac.read_bytes()).decode("ascii")
+    assert len(text) < TEXT_BODY_BYTES  # a small body: it had no decode limit
+
+    def decode():
+        with pytest.raises(InvalidParameters, match=r"parameters.init_audio: 95.00 s is too long"):
+            init_audio.decode(text)
+
+    assert _peak_mib(decode) < 4  # decoding it first held 36 MiB and more
+
+
+def test_flexaudio_generate_refuses_a_too_long_init_audio_from_its_header(long_flac, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    args = ["generate", "rain", "-o", str(out), "--init-audio", str(long_flac), "--url", "http://127.0.0.1:9"]
+    peak = _peak_mib(lambda: cli(args) == 2 or pytest.fail("not refused as a usage error"))
+    assert "--init-audio: 95.00 s is too long" in capsys.readouterr().err
+    assert peak < 4 and not out.exists()
+
+
+def test_every_source_is_decoded_two_at_a_time_whatever_the_body_size(generator, monkeypatch):
+    decode, running, most = init_audio.decode, [0], [0]
+    lock = threading.Lock()
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for every request to be waiting
+            return decode(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(init_audio, "decode", counted)
+    three_channels = io.BytesIO()
+    sf.write(three_channels, tone(0.1, channels=3).T, RATE, format="FLAC")
+    body = {
+        "inputs": "rain",
+        "parameters": {"init_audio": base64.b64encode(three_channels.getvalue()).decode("ascii")},
+    }
+
+    async def send_ten():
+        transport = httpx.ASGITransport(app=create_app(generator, "k" * 20))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            headers = {"Authorization": "Bearer " + "k" * 20}
+            posts = [client.post(GENERATIONS_ROUTE, json=body, headers=headers) for _ in range(10)]
+            return await asyncio.gather(*posts)
+
+    answers = asyncio.run(send_ten())
+    assert [answer.status_code for answer in answers] == [422] * 10  # refused after decoding: 3 channels
+    assert most[0] == MAX_SOURCE_DECODES == 2

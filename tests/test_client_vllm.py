@@ -28,6 +28,7 @@ from flexaudio_helpers.errors import (
     EndpointNotConfigured,
     EndpointNotFound,
     InvalidParameters,
+    InvalidResponse,
 )
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.protocol import INFERENCE_API_ENV, INFERENCE_API_KEY_ENV
@@ -274,3 +275,15 @@ def test_flexaudio_generate_with_api_vllm_omni(vllm_omni, tmp_path, monkeypatch,
     assert Clip.load(out).frames == SAMPLE_RATE and last_body(vllm_omni)["seed"] == 9
     assert main([*args, "--api", "flexserve", "--retries", "0"]) == 1
     assert "--api vllm-omni" in capsys.readouterr().err
+
+
+def test_an_x_seed_from_vllm_omni_never_replaces_the_seed_asked_for(vllm_omni):
+    try:
+        vllm_omni.answer_headers["X-Seed"] = "123"  # vLLM-Omni documents no such header
+        with omni_client(vllm_omni) as client:
+            assert client.generate("a tone", seed=5, **CHEAP).seed == 5
+            vllm_omni.answer_headers["X-Seed"] = str(2**63)  # outside vLLM-Omni's signed 64-bit seeds
+            with pytest.raises(InvalidResponse, match=r"X-Seed header is '9223372036854775808', not a seed"):
+                client.generate("a tone", seed=5, **CHEAP)
+    finally:
+        vllm_omni.answer_headers.clear()

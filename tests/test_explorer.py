@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -20,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from flexaudio_helpers.analysis import similarity
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.batch import MANIFEST_NAME
 from flexaudio_helpers.client import AudioClient
-from flexaudio_helpers.errors import InvalidParameters
+from flexaudio_helpers.errors import InvalidParameters, UnsafeStateError
 from flexaudio_helpers.explorer import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, TAB_TITLES, Explorer, explore
-from flexaudio_helpers.explorer.session import HELD_TAKES, Job, Session
+from flexaudio_helpers.explorer.session import HELD_TAKES, IN_USE_NAME, TAKES_PREFIX, Job, Session, Take
 from flexaudio_helpers.params import MAX_GUIDANCE, MAX_STEPS, GenerationRequest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -414,7 +416,7 @@ def test_vary_and_start_from_keep_the_lineage(explorer, tmp_path):
 
 
 def test_vary_and_start_from_buttons_and_refusals(explorer):
-    with pytest.raises(ValueError, match="allowed: none yet: make a clip first"):
+    with pytest.raises(ValueError, match="Make at least one clip first"):
         explorer.vary(1)
     cheap(explorer, seed=5)
     explorer.generate()
@@ -442,7 +444,9 @@ def test_vary_and_start_from_buttons_and_refusals(explorer):
     # Bad input is refused before anything starts, naming what is allowed.
     with pytest.raises(ValueError, match="9 is not a clip of this session; allowed: clip numbers 1 to 4"):
         explorer.start_from(9)
-    with pytest.raises(InvalidParameters, match="count=9 is not allowed; allowed: an integer from 1 to 8"):
+    with pytest.raises(
+        InvalidParameters, match="count: 9 variations is not allowed; allowed: an integer from 1 to 8"
+    ):
         explorer.vary(1, count=9)
     for level in (0.3, 101, float("nan"), "1"):
         with pytest.raises(InvalidParameters, match=r"init_noise_level=.* allowed: more than 0.3 up to 100"):
@@ -474,7 +478,8 @@ def test_a_session_holds_only_the_last_takes_samples(tmp_path):
     numbers = list(range(1, HELD_TAKES + extra + 1))
     assert session.held() == tuple(numbers[extra:])
     assert [ref() is None for ref in alive] == [True] * extra + [False] * HELD_TAKES
-    assert sorted(path.name for path in folder.iterdir()) == [take.file_name() for take in session.takes]
+    saved = sorted(path.name for path in folder.iterdir() if path.name != IN_USE_NAME)
+    assert saved == [take.file_name() for take in session.takes]
 
     # An evicted take still knows everything but its samples, and reads them back when asked.
     first = session.get(1)
@@ -502,6 +507,86 @@ def test_a_session_holds_only_the_last_takes_samples(tmp_path):
     kept.add(noise_clip(1))
     kept.close()
     assert (tmp_path / "takes" / "clip-001-seed1.flac").exists()
+
+
+def _let_go(session: Session) -> Take:
+    """Take #1, added with enough takes after it that its samples must be read back from its file."""
+    for seed in range(1, HELD_TAKES + 2):
+        session.add(noise_clip(seed, seconds=0.1), "test")
+    assert 1 not in session.held()
+    return session.get(1)
+
+
+def _read_and_save(session: Session, take: Take, folder: Path, refused: list[str]) -> None:
+    """Read `take` back and save it as FLAC in `folder`; each refusal's message goes in `refused`."""
+    for attempt in (lambda: session.clip(take), lambda: session.save(take, folder, "flac")):
+        try:
+            attempt()
+        except UnsafeStateError as exc:
+            refused.append(str(exc))
+
+
+def test_a_take_file_swapped_after_saving_is_refused_not_read(tmp_path):
+    session = Session()
+    take = _let_go(session)
+    other = tmp_path / "other.flac"
+    noise_clip(99, seconds=0.1).save(other)
+    ten_minutes = tmp_path / "long.flac"
+    with sf.SoundFile(ten_minutes, "w", 44_100, 2, format="FLAC") as stream:
+        for _ in range(600):
+            stream.write(np.zeros((44_100, 2), dtype=np.int16))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio, and not yours to export\n")
+
+    def swap(make) -> None:
+        take.path.unlink()
+        make(take.path)
+
+    for make in (
+        lambda path: path.symlink_to(other),
+        lambda path: path.symlink_to(notes),
+        lambda path: os.mkfifo(path),
+        lambda path: path.write_bytes(ten_minutes.read_bytes()),
+        lambda path: path.write_bytes(other.read_bytes()),
+    ):
+        swap(make)
+        refused: list[str] = []
+        # In a thread: a FIFO would block it for good.
+        reader = threading.Thread(
+            target=_read_and_save, args=(session, take, tmp_path / "out", refused), daemon=True
+        )
+        reader.start()
+        reader.join(30)
+        assert not reader.is_alive() and len(refused) == 2, refused
+        assert all(str(take.path) in message for message in refused)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    session.close()
+
+
+def test_takes_folders_of_killed_kernels_are_removed_on_the_next_start():
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal; from flexaudio_helpers.explorer.session import Session; "
+            "session = Session(); print(session.folder, flush=True); os.kill(os.getpid(), signal.SIGKILL)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    left = Path(killed.stdout.strip())
+    assert killed.returncode == -9 and left.is_dir()  # what a killed kernel leaves behind
+    unmarked = Path(tempfile.mkdtemp(prefix=TAKES_PREFIX))  # no in-use mark: not known to be ours
+    live = Session()
+    try:
+        assert not left.exists()
+        assert unmarked.is_dir() and live.folder.is_dir()
+        Session().close()  # another start keeps the folder a live session holds
+        assert live.folder.is_dir()
+    finally:
+        live.close()
+        unmarked.rmdir()
 
 
 def test_a_take_whose_samples_were_let_go_still_plays_compares_and_exports(explorer, tmp_path):

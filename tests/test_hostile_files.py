@@ -21,6 +21,7 @@ from flexaudio_helpers.cli import read_batch
 from flexaudio_helpers.client import AudioClient
 from flexaudio_helpers.errors import FlexAudioError, InvalidAudioFile
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.protocol import MAX_JSON_DEPTH
 
 
 def _wav_with_comment(path, comment: str) -> None:
@@ -85,11 +86,14 @@ def test_loading_a_file_that_is_not_audio_raises_a_typed_error_naming_it(tmp_pat
         Clip.load(tmp_path / "missing.wav")
 
 
-def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path, capsys):
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 960, 100_000])  # 960 parses, then breaks repr()
+def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path, capsys, depth):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text('"a fine prompt"\n{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    prompts.write_text('"a fine prompt"\n{"inputs": ' + "[" * depth + "]" * depth + "}\n")
     assert cli(["batch", str(prompts), "-o", str(tmp_path / "out")]) == 2
-    assert f"{prompts}:2: JSON nested too deeply" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"{prompts}:2: JSON nested too deeply (over {MAX_JSON_DEPTH} levels)" in error
+    assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import start_server, stop_server
 
 from flexaudio_helpers.deploy.server_process import free_port
-from flexaudio_helpers.protocol import GENERATIONS_ROUTE
+from flexaudio_helpers.protocol import GENERATIONS_ROUTE, MAX_JSON_DEPTH
 
 BODY = {"inputs": "idle burst", "parameters": {"num_inference_steps": 2, "audio_end_in_s": 1.0}}
 SERVER_FILE_LIMIT = 1024  # the common default soft limit, set in the server for a deterministic test
@@ -141,3 +141,17 @@ def test_a_generation_whose_client_left_stops_between_steps(offline_server):
     waited = float(answer.headers["x-queue-seconds"])
     assert waited < 60, f"the next request waited {waited:.0f} s behind the abandoned run"
     print(f"\nnext request: queued {waited:.1f} s, answered in {time.monotonic() - started:.1f} s")
+
+
+def test_json_nested_hundreds_deep_is_a_400_naming_the_limit_without_a_traceback(offline_server):
+    start = len(offline_server.log())
+    # About 960 levels parse, then repr() of the value overflowed the stack: a 500 and a traceback.
+    for depth in [MAX_JSON_DEPTH + 1, *range(900, 1000, 4)]:
+        body = "[" * depth + "]" * depth
+        answer = httpx.post(
+            offline_server.url + GENERATIONS_ROUTE, content=body, headers=offline_server.headers(), timeout=30
+        )
+        assert answer.status_code == 400, (depth, answer.text)
+        assert f"nested too deeply (over {MAX_JSON_DEPTH} levels)" in answer.json()["error"]["message"]
+    time.sleep(0.5)  # the access log line is written after the answer is sent
+    assert "Traceback" not in _log_since(offline_server, start)

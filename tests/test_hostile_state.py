@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,12 @@ import pytest
 from flexaudio_helpers import forget_saved_state, write_env_file
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.cli import main as cli
-from flexaudio_helpers.deploy import LocalDeployment, store
+from flexaudio_helpers.client import AudioClient
+from flexaudio_helpers.deploy import LocalDeployment, server_process, store
 from flexaudio_helpers.deploy.endpoint_info import Endpoint
 from flexaudio_helpers.deploy.server_process import free_port
-from flexaudio_helpers.errors import FlexAudioError
-from flexaudio_helpers.state import state_dir
+from flexaudio_helpers.errors import FlexAudioError, UnsafeStateError
+from flexaudio_helpers.state import state_dir, state_lock
 
 NAME = "hostile-test"
 
@@ -212,3 +214,74 @@ def test_a_key_file_others_can_read_is_refused_not_adopted(state, tmp_path):
     assert finished.returncode != 0
     assert "readable or writable by others" in finished.stderr
     assert "a-key-someone-else" not in finished.stdout + finished.stderr
+
+
+# ----- .env files (issue 26) -------------------------------------------------------------------
+def test_a_dotenv_value_asking_for_another_variable_is_refused_never_sent(
+    state, tmp_path, monkeypatch, capsys
+):
+    token = "hf_learnersOwnToken0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("INFERENCE_URL=http://127.0.0.1:9\n\nINFERENCE_API_KEY=${HF_TOKEN}\n")
+    with pytest.raises(UnsafeStateError, match=r"\.env:3: INFERENCE_API_KEY holds '\$\{'") as caught:
+        AudioClient()
+    assert token not in str(caught.value)
+    assert cli(["generate", "rain", "-o", str(tmp_path / "rain.wav")]) == 1
+    error = capsys.readouterr().err
+    assert ".env:3: INFERENCE_API_KEY holds" in error and token not in error
+    assert len(error.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_a_dotenv_others_can_write_is_refused(state, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("INFERENCE_URL=http://127.0.0.1:9\nINFERENCE_API_KEY=sk-planted\n")
+    os.chmod(dotenv, 0o620)
+    with pytest.raises(UnsafeStateError, match=r"\.env can be written by others \(mode 620\).*chmod 600"):
+        AudioClient()
+    os.chmod(dotenv, 0o600)
+    assert AudioClient().url == "http://127.0.0.1:9"
+    assert (
+        write_env_file(Endpoint(NAME, "http://127.0.0.1:1", "k" * 20, "local")).stat().st_mode & 0o777
+        == 0o600
+    )
+
+
+def _waiting_in(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code.co_name != function:
+        frame = frame.f_back
+    return frame is not None
+
+
+def test_a_stop_that_loses_the_race_says_only_that_nothing_was_running(state, capsys):
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server_process.record(NAME, pid=stand_in.pid, url="http://127.0.0.1:1", api_key="k" * 20)
+        second = threading.Thread(target=cli, args=(["stop", "--target", "local", "--name", NAME],))
+        with state_lock(f"local-{NAME}"):  # the first stop holds the lock...
+            second.start()
+            deadline = time.monotonic() + 60
+            while not _waiting_in(second, "state_lock"):  # ...while the second waits for it
+                assert second.is_alive() and time.monotonic() < deadline
+                time.sleep(0.01)
+            assert server_process.end_recorded(server_process.recorded(NAME))  # the first stops it
+            server_process.remove_server_record(NAME)
+        second.join(60)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    printed = capsys.readouterr().out
+    assert "No local server hostile-test was running." in printed
+    assert "Stopped" not in printed, printed
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a file to another user needs root")
+def test_a_dotenv_another_user_owns_is_refused(state, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("INFERENCE_URL=http://127.0.0.1:9\nINFERENCE_API_KEY=sk-planted\n")
+    os.chown(dotenv, 4321, 4321)
+    with pytest.raises(UnsafeStateError, match=r"\.env belongs to another user \(uid 4321\)"):
+        AudioClient()

@@ -1,4 +1,5 @@
-"""The packaging files agree with each other, and the committed notebooks are clean."""
+"""The packaging files agree with each other, the committed notebooks are clean, and the facts they state
+are the ones checked against their sources (issue 27)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +51,78 @@ def test_notebooks_are_committed_without_outputs():
                 shell_escapes = [line for line in lines if line.lstrip().startswith(("!", "%%bash", "%sx"))]
                 assert not shell_escapes, f"{path.name}: call Python, not the shell: {shell_escapes}"
                 assert len(lines) <= 15, f"{path.name}: a code cell has {len(lines)} lines (max 15)"
+
+
+# ----- facts the tour states (issue 27): each checked against its source, each failed on the old text ---
+def _notebook_cells(stem: str, kind: str | None = None) -> list[str]:
+    import json
+
+    (path,) = (ROOT / "notebooks").glob(f"{stem}_*.ipynb")
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if kind is None or cell["cell_type"] == kind]
+
+
+def _lower_bound(package: str) -> tuple[int, ...]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    (spec,) = [r for r in requirements if _name(r) == package]
+    return tuple(int(part) for part in re.search(r">=([\d.]+)", spec).group(1).split("."))
+
+
+def test_from_pretrained_dtype_is_read_by_the_lowest_diffusers_allowed():
+    """diffusers reads `from_pretrained(..., dtype=)` from 0.40 on (PRs #14162, #14205); before, not."""
+    sources = [*_notebook_cells("06", "code"), (ROOT / "flexaudio_helpers/serving/pipeline.py").read_text()]
+    assert any(re.search(r"from_pretrained\([^)]*\bdtype=", source) for source in sources)
+    assert _lower_bound("diffusers") >= (0, 40)
+
+
+# (notebook, a wrong claim that must be gone or None, what must be said instead)
+STATED_FACTS = [
+    ("06", "whatever device runs the model", "initial_seed()"),  # torchsde draws on the model's device
+    ("04", "on the same kind of GPU", "a CPU and a CUDA GPU draw different random numbers"),
+    ("06", None, "Install `torchsde`"),
+    ("03", "`running` means ready", "the model may\nstill be loading"),
+    ("02", "cannot be fetched again", "FlexAI documents no way to fetch it again"),
+    ("08", "Delete it when\nyou are done", "does not document a command\nthat deletes an endpoint"),
+    ("04", "NVIDIA A40", "section 5.4"),  # the paper's own speed figures
+    ("06", "on an A40", "measure it on your card"),
+    ("04", "expect a beat near 128 bpm", "what to listen for and check"),
+    ("05", "around 7 it follows it closely", "listen for how closely"),
+    ("04", None, "noise level σ"),  # 04 introduces σ and the scheduler before 05 and 06 use them
+    ("04", None, "**LUFS** (loudness units relative to full scale"),
+    ("04", None, "**roll-off**: the\nfrequency below which 85 %"),
+    ("04", None, "Freesound"),  # where the training data came from
+    ("04", None, "stable-audio-open-demo"),  # real samples, for learners who only hear noise
+    ("05", None, "notebook 06 explains"),  # audio-to-audio, before 06 explains it
+    ("01", None, "huggingface_hub #2844"),  # fine-grained tokens and gated repos
+]
+
+
+@pytest.mark.parametrize(("stem", "wrong", "right"), STATED_FACTS, ids=lambda value: str(value)[:30])
+def test_the_tour_states_the_checked_fact(stem, wrong, right):
+    text = "\n".join(_notebook_cells(stem))
+    assert wrong is None or wrong not in text, f"notebook {stem} still says {wrong!r}"
+    assert right in text, f"notebook {stem} should say {right!r}"
+
+
+def test_peak_gpu_memory_is_measured_from_a_reset():
+    code = "\n".join(_notebook_cells("06", "code"))
+    assert code.index("torch.cuda.reset_peak_memory_stats()") < code.index(
+        "torch.cuda.max_memory_allocated()"
+    )
+
+
+def test_the_flexai_delete_shown_is_marked_undocumented_beside_scale_to_zero():
+    (cell,) = [text for text in _notebook_cells("08", "markdown") if "flexai inference delete" in text]
+    assert "not in FlexAI's public docs" in cell and "scale to zero" in cell
+
+
+def test_no_text_claims_one_seed_gives_one_clip_on_any_device():
+    texts = [
+        (ROOT / "README.md").read_text(),
+        *(p.read_text() for p in (ROOT / "flexaudio_helpers").rglob("*.py")),
+    ]
+    for text in texts:
+        assert "same noise whatever device" not in text and "| same seed, same clip |" not in text

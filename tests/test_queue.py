@@ -10,9 +10,10 @@ import asyncio
 
 import pytest
 
+from flexaudio_helpers.errors import QueueFull
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.serving.pipeline import load_generator
-from flexaudio_helpers.serving.queue import GenerationQueue, QueueFull
+from flexaudio_helpers.serving.queue import GenerationQueue
 
 SHORT = GenerationRequest.build("a dog barking", audio_end_in_s=1.0, num_inference_steps=3, seed=5)
 LONG = SHORT.with_parameters(num_inference_steps=1000)  # minutes on this CPU unless stopped

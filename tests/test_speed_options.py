@@ -66,6 +66,33 @@ def test_fp32_gives_exactly_the_diffusers_pipelines_audio(plain):
     np.testing.assert_array_equal(ours.samples, expected.numpy())
 
 
+def test_the_seed_fixes_every_steps_noise_so_it_repeats_a_clip_only_on_one_device(plain):
+    """Issue 27: `CosineDPMSolverMultistepScheduler.step` seeds torchsde's noise from the generator's
+    seed, drawn on the model's device. With the same starting latents, the seed alone still changes
+    the clip; the same seed twice on the CPU is bit-equal."""
+    pipeline = plain[0].pipeline
+    config = pipeline.transformer.config
+    start = torch.randn(1, config.in_channels, config.sample_size, generator=torch.Generator().manual_seed(0))
+
+    def run(seed: int) -> np.ndarray:
+        generator = torch.Generator("cpu").manual_seed(seed)
+        return (
+            pipeline(
+                REQUEST.inputs,
+                audio_end_in_s=1.0,
+                num_inference_steps=2,
+                latents=start.clone(),
+                generator=generator,
+            )
+            .audios[0]
+            .numpy()
+        )
+
+    first = run(1)
+    np.testing.assert_array_equal(first, run(1))
+    assert np.abs(first - run(2)).max() > 1e-3 * np.abs(first).max()
+
+
 @pytest.mark.slow  # torch.compile on a CPU takes tens of seconds
 def test_compiled_transformer_gives_the_same_audio(plain):
     _, expected = plain

@@ -269,6 +269,16 @@ def test_cli_variations_and_init_audio(offline_server, tmp_path, monkeypatch, ca
         assert message in capsys.readouterr().err
 
 
+def test_cli_variations_check_every_output_before_generating(offline_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INFERENCE_URL", offline_server.url)
+    monkeypatch.setenv("INFERENCE_API_KEY", offline_server.api_key)
+    (tmp_path / "rain-2.wav").mkdir()
+    argv = ["generate", "rain", "-o", str(tmp_path / "rain.wav"), "--seconds", "1", "--steps", "2"]
+    assert main([*argv, "--variations", "3"]) == 2
+    assert f"cannot write {tmp_path / 'rain-2.wav'}: a folder is in its place" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rain-2.wav"]  # rain-1.wav not written
+
+
 # ----- in this process --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def generator():

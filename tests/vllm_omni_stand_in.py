@@ -134,10 +134,17 @@ def encode(samples: np.ndarray, response_format: str) -> bytes:
     return buffer.getvalue()
 
 
-def build_app(api_key: str | None = None, requests: list | None = None) -> FastAPI:
-    """The stand-in app; every request is appended to `requests` as ``(method, path, body)``."""
+def build_app(
+    api_key: str | None = None, requests: list | None = None, answer_headers: dict | None = None
+) -> FastAPI:
+    """The stand-in app; every request is appended to `requests` as ``(method, path, body)``.
+
+    `answer_headers` (read at each answer) go out with the audio: a hostile server's extras, such
+    as an ``X-Seed`` that vLLM-Omni does not send.
+    """
     app = FastAPI()
     seen = requests if requests is not None else []
+    extra = answer_headers if answer_headers is not None else {}
 
     @app.middleware("http")
     async def record_and_authenticate(request: Request, call_next):
@@ -161,7 +168,7 @@ def build_app(api_key: str | None = None, requests: list | None = None) -> FastA
         if request.response_format == "opus":
             return error_json("the stand-in does not encode opus", 501)
         data = encode(tone(request), request.response_format)
-        return Response(content=data, media_type=MEDIA_TYPES[request.response_format])
+        return Response(content=data, media_type=MEDIA_TYPES[request.response_format], headers=dict(extra))
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -203,10 +210,14 @@ class StandIn:
 
     def __init__(self, api_key: str | None = None) -> None:
         self.requests: list[tuple[str, str, bytes]] = []
+        self.answer_headers: dict[str, str] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            build_app(api_key, self.requests), host="127.0.0.1", port=self.port, log_level="warning"
+            build_app(api_key, self.requests, self.answer_headers),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -30,12 +30,12 @@ from .cleanup import clean_up
 from .endpoint_info import Endpoint, EndpointInfo
 from .flexai import FlexAIDeployment
 from .flexai_cli import INSTALL_COMMAND, LOGIN_COMMAND, find_cli
-from .local import MODEL_ENV, LocalDeployment
+from .local import MODEL_ENV, OFFLINE, LocalDeployment
+from .store import DEFAULT_NAME, TARGETS, remember_endpoint, write_env_file
 from .store import find_endpoint as endpoint
-from .store import remember_endpoint, write_env_file
 
 TARGET_ENV = "FLEXAUDIO_TARGET"
-TARGET_CHOICES = ("auto", "flexai", "local", "offline")
+TARGET_CHOICES = ("auto", *TARGETS, OFFLINE)
 
 __all__ = [
     "MODEL_ENV",
@@ -103,7 +103,7 @@ def _detect(echo: bool) -> Deployment:
 
 
 def find_or_serve(
-    deployment: Deployment, name: str = "stable-audio-open", hf_token_secret: str = "MY_HF_TOKEN"
+    deployment: Deployment, name: str = DEFAULT_NAME, hf_token_secret: str = "MY_HF_TOKEN"
 ) -> Endpoint:
     """The endpoint to use: ``INFERENCE_URL`` (environment or ``.env``), else the saved endpoint
     `name`; on this machine it is served now (and waited for) when it is not running.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from abc import ABC, abstractmethod
-from typing import Any
 
 from tqdm.std import tqdm
 
@@ -43,14 +42,11 @@ class Deployment(ABC):
         self,
         name: str,
         model: str = MODEL_ID,
-        task: str = "text-to-audio",
         hf_token_secret: str | None = None,
-        **options: Any,
     ) -> Endpoint:
         """Start serving `model` as endpoint `name` (returns before it is ready: `wait_until_ready`).
 
-        INFERENCE_URL, when set, wins: its endpoint is returned and nothing is started. `options`
-        are the target's own (local: ``port``; FlexAI: ``runtime``).
+        INFERENCE_URL, when set, wins: its endpoint is returned and nothing is started.
         """
         overridden = store.endpoint_from_env(name)
         if overridden:
@@ -60,12 +56,10 @@ class Deployment(ABC):
             )
             return overridden
         store.check_name(name)
-        return self._serve(name, model, task, hf_token_secret, **options)
+        return self._serve(name, model, hf_token_secret)
 
     @abstractmethod
-    def _serve(
-        self, name: str, model: str, task: str, hf_token_secret: str | None, **options: Any
-    ) -> Endpoint:
+    def _serve(self, name: str, model: str, hf_token_secret: str | None) -> Endpoint:
         """Start serving a checked `name` (the target's own work behind `serve`)."""
 
     @abstractmethod

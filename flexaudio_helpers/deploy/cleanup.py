@@ -18,8 +18,8 @@ def clean_up(deployment: Deployment, name: str) -> list[str]:
     one sentence each, and prints it.
     """
     done = [_remove(deployment, name)]
-    if deployment.target != LocalDeployment.target and server_process.recorded(name):
-        LocalDeployment(echo=False).stop(name)
+    local = deployment.target == LocalDeployment.target
+    if not local and server_process.recorded(name) and LocalDeployment(echo=False).stop(name):
         done.append(f"Stopped the local server {name} too (started here, e.g. by notebook 06).")
     print("Clean-up:", *done, sep="\n- ")
     return done
@@ -28,9 +28,8 @@ def clean_up(deployment: Deployment, name: str) -> list[str]:
 def _remove(deployment: Deployment, name: str) -> str:
     """Delete `name` on the deployment's target (or scale it to zero); one sentence on what happened."""
     if deployment.target == LocalDeployment.target:
-        was_running = server_process.running(server_process.recorded(name)) is not None
-        deployment.delete(name)  # also forgets a stale record
-        return f"Stopped the local server {name}." if was_running else f"No local server {name} was running."
+        stopped = deployment.stop(name)  # decided under its lock; also forgets a stale record
+        return f"Stopped the local server {name}." if stopped else f"No local server {name} was running."
     try:
         deployment.delete(name)
     except UnsupportedCommand as error:  # no `delete` in this CLI: stop paying, keep the endpoint

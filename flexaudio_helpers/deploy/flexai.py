@@ -16,13 +16,14 @@ from ..errors import (
     InvalidParameters,
     NotLoggedIn,
 )
+from ..params import TASK
 from ..protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
 from ..redact import mask_json, strip_ansi
 from ..state import state_dir, write_private
 from . import store
 from .base import Deployment
 from .endpoint_info import GONE, GONE_STATUSES, STOPPED_STATUSES, Endpoint, EndpointInfo
-from .flexai_checks import TARGET, endpoint_state, run_and_confirm
+from .flexai_checks import endpoint_state, run_and_confirm
 from .flexai_cli import LOGIN_COMMAND, FlexAICLI
 from .flexai_output import (
     ALREADY_EXISTS_WORDS,
@@ -43,7 +44,7 @@ class FlexAIDeployment(Deployment):
     The waits are bounded by the class attributes below (seconds); tests shorten them.
     """
 
-    target = TARGET
+    target = store.FLEXAI
     serve_verb = "deploy"
     poll_interval = 10.0  # the official scripts poll every 10 s
     confirm_timeout = 900.0  # a fresh endpoint may still be downloading 5 GB of weights
@@ -111,10 +112,9 @@ class FlexAIDeployment(Deployment):
             return endpoint_state(self.cli, name) not in (GONE, None)
         return found == "yes"
 
-    def _serve(
-        self, name: str, model: str, task: str, hf_token_secret: str | None, *, runtime: str = "flexserve"
-    ) -> Endpoint:
-        """``flexai inference serve NAME --runtime flexserve --hf-token-secret S -- --task T --model M``.
+    def _serve(self, name: str, model: str, hf_token_secret: str | None) -> Endpoint:
+        """``flexai inference serve NAME --runtime flexserve --hf-token-secret S -- --task text-to-audio
+        --model M``.
 
         Returns as soon as the endpoint is created (its URL comes later: `wait_until_ready`).
         An endpoint of that name that already exists is reused when its API key is saved here.
@@ -127,15 +127,15 @@ class FlexAIDeployment(Deployment):
             )
         if self.exists(name):
             return self._reuse(name)
-        arguments = ["inference", "serve", name, "--runtime", runtime]
+        arguments = ["inference", "serve", name, "--runtime", "flexserve"]
         if hf_token_secret:
             arguments += ["--hf-token-secret", hf_token_secret]
-        arguments += ["--", "--task", task, "--model", model]
+        arguments += ["--", "--task", TASK, "--model", model]
         shown = self.cli.announce(arguments)
         returncode, output, key = self.cli.stream_until_key(
             arguments,
             # Saved before anything else can fail: FlexAI shows the key only this once.
-            lambda key: store.save_record(self.target, name, api_key=key, model=model, task=task, url=None),
+            lambda key: store.save_record(self.target, name, api_key=key, model=model, task=TASK, url=None),
             timeout=self.serve_timeout,
             grace=self.serve_exit_grace,
         )

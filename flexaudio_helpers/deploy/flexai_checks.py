@@ -12,8 +12,6 @@ from .flexai_cli import CONSOLE, FlexAICLI, scale_command
 from .flexai_output import NOT_FOUND_WORDS, endpoint_status, parse_json_output, table_lookup
 from .readiness import format_elapsed
 
-TARGET = "flexai"
-
 
 def run_and_confirm(
     cli: FlexAICLI, verb: str, name: str, accepted: tuple[str, ...], *, interval: float, timeout: float
@@ -75,7 +73,7 @@ def still_there(verb: str, name: str, status: str, elapsed: float) -> str:
 
 def advice(verb: str, name: str) -> str:
     """How to `verb` the endpoint by hand, or stop paying for it, and where its key stays saved."""
-    path = store.record_path(TARGET, name)
+    path = store.record_path(store.FLEXAI, name)
     kept = f"\nIts API key stays saved in {path}." if path.exists() else ""
     return (
         f"{verb.capitalize()} it in {CONSOLE}, or run this in a terminal and answer its prompt:\n"

@@ -13,7 +13,6 @@ import html
 import importlib.util
 import secrets
 import shlex
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,13 +58,12 @@ class ModelChoice:
 
 
 def has_gpu() -> bool:
-    """True when torch sees a CUDA (or Apple MPS) device."""
+    """True when torch sees a CUDA (or Apple MPS) device (`serving.speed.pick_device`)."""
     try:
-        import torch
-    except ImportError:
+        from ..serving.speed import pick_device
+    except ImportError:  # no torch: the local extra is not installed
         return False
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(mps and mps.is_available())
+    return pick_device() != "cpu"
 
 
 def weights_downloaded(model: str) -> bool:
@@ -133,14 +131,13 @@ def offline_banner(why: str) -> str:
 class LocalDeployment(Deployment):
     """Serve on this machine with ``python -m flexaudio_helpers.serving`` (needs the ``local`` extra)."""
 
-    target = server_process.REGISTRY_TARGET
+    target = store.LOCAL
     poll_interval = 0.5
     confirm_timeout = 300.0
 
-    def __init__(self, *, model: str | None = None, python: str = sys.executable, echo: bool = True) -> None:
+    def __init__(self, *, model: str | None = None, echo: bool = True) -> None:
         #: Serve this model whatever `serve` asks for (``"offline"`` for the offline target).
         self.model = model
-        self.python = python
         self.echo = echo
 
     # -- secrets ----------------------------------------------------------------------------
@@ -170,17 +167,9 @@ class LocalDeployment(Deployment):
 
     # -- endpoints --------------------------------------------------------------------------
 
-    def _serve(
-        self, name: str, model: str, task: str, hf_token_secret: str | None, *, port: int | None = None
-    ) -> Endpoint:
-        """Start the local endpoint in the background (a live one serving the same model is reused).
-
-        `port`: where it listens (default: a free one).
-        """
-        if task != "text-to-audio":
-            raise InvalidParameters(
-                f"task {task!r} is not served here", field="task", value=task, allowed="text-to-audio"
-            )
+    def _serve(self, name: str, model: str, hf_token_secret: str | None) -> Endpoint:
+        """Start the local endpoint in the background, on a free port (a live one serving the same
+        model is reused)."""
         self._check_installed()
         token = self._hf_token(hf_token_secret)
         choice = choose_model(model, token=token, forced=self.model)
@@ -188,9 +177,9 @@ class LocalDeployment(Deployment):
             announce_offline(choice.why)
         # One lock per name: a second serve (another kernel, thread) waits, then reuses this server.
         with state_lock(f"local-{name}"):
-            return self._serve_locked(name, choice, token, port)
+            return self._serve_locked(name, choice, token)
 
-    def _serve_locked(self, name: str, choice: ModelChoice, token: str | None, port: int | None) -> Endpoint:
+    def _serve_locked(self, name: str, choice: ModelChoice, token: str | None) -> Endpoint:
         record = server_process.recorded(name)
         if server_process.running(record):
             if record.get("model") == choice.model:
@@ -201,7 +190,7 @@ class LocalDeployment(Deployment):
         elif record:
             print(f"The saved {name} server (pid {record.get('pid')}) is gone: starting a new one.")
         server_process.remove_server_record(name)
-        return self._start(name, choice, token, port or server_process.free_port())
+        return self._start(name, choice, token, server_process.free_port())
 
     def _check_installed(self) -> None:
         needed = ("torch", "diffusers", "uvicorn", "psutil")
@@ -212,7 +201,7 @@ class LocalDeployment(Deployment):
             )
 
     def _start(self, name: str, choice: ModelChoice, token: str | None, port: int) -> Endpoint:
-        command = server_process.server_command(choice.model, port, task="text-to-audio", python=self.python)
+        command = server_process.server_command(choice.model, port)
         # A key you chose in FLEXAUDIO_API_KEY, else a fresh random one; either way saved 0600, never shown.
         api_key = setting(LOCAL_SERVER_KEY_ENV) or secrets.token_urlsafe(32)
         environment = server_process.server_environment(api_key, PYTHONUNBUFFERED="1")
@@ -271,18 +260,21 @@ class LocalDeployment(Deployment):
         text = read_log(self.log_path(name)) or ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, name: str) -> None:
-        """End exactly the recorded server process and forget the endpoint.
+    def stop(self, name: str) -> bool:
+        """End exactly the recorded server process and forget the endpoint; True when one was running
+        (decided under the endpoint's lock, so of two stops at once only one says it stopped it).
 
         Raises `DeploymentError` (the record kept) if the process outlives SIGTERM and SIGKILL.
         """
         with state_lock(f"local-{store.check_name(name)}"):
             record = server_process.recorded(name)
-            if server_process.end_recorded(record):
+            stopped = server_process.end_recorded(record)
+            if stopped:
                 print(f"Stopped {name} (pid {record['pid']}).")
             elif self.echo:
                 print(f"{name} is not running here.")
             server_process.remove_server_record(name)
+        return stopped
 
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""

@@ -18,13 +18,12 @@ from typing import IO, Any
 import httpx
 
 from ..errors import DeploymentError
+from ..params import TASK
 from ..protocol import HEALTH_ROUTE, LOCAL_SERVER_KEY_ENV
 from . import store
 
 SERVER_MODULE = "flexaudio_helpers.serving"
 HOST = "127.0.0.1"
-#: The store's target name under which running local servers are recorded.
-REGISTRY_TARGET = "local"
 STOP_GRACE_SECONDS = 15.0
 LAUNCH_TIMEOUT_SECONDS = 60.0
 # Run as `python -c LAUNCHER server-command...`: starts the server in its own session, with its
@@ -50,14 +49,20 @@ def server_url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def server_command(
-    model: str, port: int, *extra: str, task: str | None = None, python: str = ""
-) -> list[str]:
-    """``python -m flexaudio_helpers.serving [--task T] --model M --port N [extra...]``."""
-    command = [python or sys.executable, "-m", SERVER_MODULE]
-    if task:
-        command += ["--task", task]
-    return [*command, "--model", model, "--port", str(port), *extra]
+def server_command(model: str, port: int, *extra: str) -> list[str]:
+    """``python -m flexaudio_helpers.serving --task text-to-audio --model M --port N [extra...]``."""
+    return [
+        sys.executable,
+        "-m",
+        SERVER_MODULE,
+        "--task",
+        TASK,
+        "--model",
+        model,
+        "--port",
+        str(port),
+        *extra,
+    ]
 
 
 def server_environment(api_key: str, **extra: str) -> dict[str, str]:
@@ -145,7 +150,7 @@ def terminate(process: Any, grace: float = STOP_GRACE_SECONDS) -> None:
 
 def recorded(name: str) -> dict[str, Any] | None:
     """The saved record of the local server `name` (url, key, pid, start time, port, log), if any."""
-    return store.load_record(REGISTRY_TARGET, name)
+    return store.load_record(store.LOCAL, name)
 
 
 def record(name: str, *, pid: int, **facts: Any) -> dict[str, Any]:
@@ -153,13 +158,13 @@ def record(name: str, *, pid: int, **facts: Any) -> dict[str, Any]:
     import psutil
 
     return store.save_record(
-        REGISTRY_TARGET, name, pid=pid, create_time=psutil.Process(pid).create_time(), **facts
+        store.LOCAL, name, pid=pid, create_time=psutil.Process(pid).create_time(), **facts
     )
 
 
 def remove_server_record(name: str) -> bool:
     """Remove the record of server `name`; True when there was one."""
-    return store.remove_record(REGISTRY_TARGET, name)
+    return store.remove_record(store.LOCAL, name)
 
 
 def running(record: dict[str, Any] | None):

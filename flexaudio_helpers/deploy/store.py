@@ -23,7 +23,9 @@ from ..state import state_dir, write_private
 from ..urls import normalise_url
 from .endpoint_info import Endpoint
 
-TARGETS = ("flexai", "local")
+FLEXAI, LOCAL = "flexai", "local"
+TARGETS = (FLEXAI, LOCAL)  # the targets that save endpoints, a folder each
+DEFAULT_NAME = "stable-audio-open"  # the notebooks' endpoint
 # Names become file names here and arguments to the CLI: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 NAME_RULE = "1 to 128 letters, digits, '-', '_' or '.', starting with a letter or digit"
@@ -109,7 +111,7 @@ def find_endpoint(name: str, target: str | None = None) -> Endpoint:
     return endpoint_from_record(max(records, key=lambda record: record.get("saved_at", 0)))
 
 
-def remember_endpoint(name: str, api_key: str, url: str | None = None, target: str = "flexai") -> Endpoint:
+def remember_endpoint(name: str, api_key: str, url: str | None = None, target: str = FLEXAI) -> Endpoint:
     """Save an endpoint's API key (and url) by hand, e.g. a key copied from ``flexai`` output."""
     if target not in TARGETS:
         raise InvalidParameters(f"target {target!r} is not one of {TARGETS}", field="target", value=target)

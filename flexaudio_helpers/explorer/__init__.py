@@ -24,34 +24,28 @@ One module per part of the app, each owning its widgets:
   what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
 - `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
 - `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
+- `verbs`: what makes takes (Generate, Vary, Start from this take), one at a time in a worker
+  thread, with one Cancel; a verb is a `make` (worker) and `finish` (widgets) pair.
 - `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
-  wires the parts to the session and runs generations in worker threads.
+  lays the parts out and gives code the verbs that wait for their outcome.
 - `session`: the takes (each saved as FLAC, only the last 8 held in memory), saving and export,
   and the worker jobs, without any widget.
 """
 
-from .app import DEFAULT_ENDPOINT, TAB_TITLES, WIDGET_NAMES, Explorer, explore
+from .app import TAB_TITLES, Explorer, explore
 from .compare import Comparison
-from .controls import DEFAULTS, MAX_SLIDER_SECONDS, MAX_WIDGET_SEED, MIN_SECONDS, RANDOM_SEEDS
-from .render import CONTROL_LABELS, OFFLINE_BANNER, PLOT_DPI, error_html, figure_png
+from .controls import MAX_SLIDER_SECONDS, MAX_WIDGET_SEED
+from .render import PLOT_DPI, figure_png
 from .sweep import SweepResult
 
 __all__ = [
-    "CONTROL_LABELS",
-    "DEFAULTS",
-    "DEFAULT_ENDPOINT",
     "MAX_SLIDER_SECONDS",
     "MAX_WIDGET_SEED",
-    "MIN_SECONDS",
-    "OFFLINE_BANNER",
     "PLOT_DPI",
-    "RANDOM_SEEDS",
     "TAB_TITLES",
-    "WIDGET_NAMES",
     "Comparison",
     "Explorer",
     "SweepResult",
-    "error_html",
     "explore",
     "figure_png",
 ]

@@ -1,47 +1,33 @@
 """The explorer app: `explore()` and `Explorer`, which wires the components to the session and the jobs.
 
 Each component owns its widgets (`banner`, `controls`, `result`, `history`, `compare`, `sweep`,
-`export`); `Explorer` lays them out, runs generations in worker threads (Generate, Vary and
-"Start from this take" share one: one at a time, one Cancel), and gives code and notebooks the
+`export`); `verbs` runs what makes takes (Generate, Vary and "Start from this take" share one
+worker slot: one at a time, one Cancel). `Explorer` lays them out and gives code and notebooks the
 verbs that do what the buttons do and wait for the outcome.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..audio import Clip
+from ..deploy.store import DEFAULT_NAME
 from ..errors import InvalidParameters
-from ..params import GenerationRequest
+from ..params import DEFAULT_INIT_NOISE_LEVEL, GenerationRequest
 from .banner import OfflineBanner
 from .compare import CompareTab, Comparison
-from .controls import MIN_SECONDS, RANDOM_SEEDS, Controls
+from .controls import MIN_SECONDS, Controls
 from .export import ExportTab
 from .history import HistoryTab
-from .render import clip_png, waveform_png
 from .result import ResultView
-from .session import (
-    DEFAULT_NOISE_LEVEL,
-    DEFAULT_VARIATIONS,
-    HELD_TAKES,
-    NOISE_LEVELS,
-    Job,
-    LastUsed,
-    Session,
-    Take,
-    noise_level,
-    variation_count,
-)
+from .session import DEFAULT_VARIATIONS, Job, Session, Take
 from .sweep import SweepResult, SweepTab
+from .verbs import Verbs
 
-DEFAULT_ENDPOINT = "stable-audio-open"
 TAB_TITLES = ("Result", "History", "Compare", "Sweep", "Export")
 # The flat names that scripts and tests have always used for the widgets (``explorer.prompt``,
 # ``explorer.sweep_status``, ...), by the component that owns each one now: flat name -> its name there.
@@ -69,7 +55,7 @@ _FLAT_NAMES = {
 WIDGET_NAMES = {flat: (owner, name) for owner, names in _FLAT_NAMES.items() for flat, name in names.items()}
 
 
-def explore(endpoint_or_client: Any = None, *, name: str = DEFAULT_ENDPOINT, **options: Any) -> Explorer:
+def explore(endpoint_or_client: Any = None, *, name: str = DEFAULT_NAME, **options: Any) -> Explorer:
     """An `Explorer` for an `Endpoint`, an `AudioClient`, or (None) the saved endpoint `name`.
 
     With None, ``INFERENCE_URL``/``INFERENCE_API_KEY`` win when set (see `deploy.endpoint`); else the
@@ -98,7 +84,21 @@ def _client_of(endpoint_or_client: Any) -> Any:
     raise TypeError(f"explore() needs an Endpoint or an AudioClient, not {type(endpoint_or_client).__name__}")
 
 
-class Explorer:
+class FlatNames:
+    """The widgets' flat names (``explorer.prompt``, see `WIDGET_NAMES`), read from their components."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found the usual way: the widgets' flat names.
+        if name in WIDGET_NAMES:
+            component, attribute = WIDGET_NAMES[name]
+            return getattr(getattr(self, component), attribute)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *WIDGET_NAMES})
+
+
+class Explorer(FlatNames):
     """The app. `widget` is what is displayed; `generate`, `vary`, `start_from`, `sweep`, `compare`
     and `export` do what the buttons do, wait, and return something a notebook shows.
 
@@ -123,22 +123,20 @@ class Explorer:
         self.session = Session(takes_folder)
         self.folder = Path(folder or Path("explorer-sessions") / time.strftime("%Y%m%d-%H%M%S"))
         self.model_facts: dict[str, Any] = {}
-        self.job: Job | None = None  # the running (or last) generation
-        self._last_generation_seconds: float | None = None
-        self._pngs = LastUsed(HELD_TAKES)  # plots of takes, by number
+        self.verbs = Verbs(self)  # Generate, Vary, "Start from this take": one worker slot
         self.offline_banner = OfflineBanner()
         self.controls = Controls(
-            on_generate=self.start_generation, on_cancel=self.cancel, last_seed=self._last_seed
+            on_generate=self.verbs.start_generation, on_cancel=self.cancel, last_seed=self._last_seed
         )
         self.result_view = ResultView()
         self.history_tab = HistoryTab(
-            self.session, folder=self.folder, png_of=self._png, on_load=self.load_into_controls,
-            on_vary=self.start_variations, on_start_from=self.start_from_take,
+            self.session, folder=self.folder, png_of=self.verbs.png, on_load=self.controls.load,
+            on_vary=self.verbs.start_variations, on_start_from=self.verbs.start_from_take,
         )  # fmt: skip
         self.compare_tab = CompareTab(self.session)
         self.sweep_tab = SweepTab(
             self.client, self.session, folder=self.folder, base_request=self.controls.request,
-            on_takes=self._took, concurrency=concurrency,
+            on_takes=self.took, concurrency=concurrency,
         )  # fmt: skip
         self.export_tab = ExportTab(self.session, folder=self.folder)
         pages = (self.result_view, self.history_tab, self.compare_tab, self.sweep_tab, self.export_tab)
@@ -147,9 +145,9 @@ class Explorer:
             self.tabs.set_title(index, title)
         self.widget = widgets.VBox([self.offline_banner.widget, self.controls.widget, self.tabs])
         self.widget.add_class("flexaudio-explorer")
-        self.probe_job = Job(
-            lambda: model_facts(self.client), on_result=self._show_model, on_error=self._no_model_facts
-        )
+        # FlexServe endpoints need not offer /v1/models: then no facts, and the shared model's limits.
+        no_facts = lambda _: setattr(self, "model_facts", {})  # noqa: E731
+        self.probe_job = Job(lambda: model_facts(self.client), on_result=self._show_model, on_error=no_facts)
         self.probe_job.start()
 
     # ----- the verbs, for code and notebooks -----------------------------------------------
@@ -166,15 +164,14 @@ class Explorer:
         fails, `TimeoutError` after `timeout` seconds (it goes on: Cancel drops it) and
         `concurrent.futures.CancelledError` when Cancel is pressed meanwhile.
         """
-        if self.job is not None and self.job.running:
-            raise RuntimeError("a generation is already running: wait for it or cancel it first")
+        self.verbs.check_idle()
         try:
             self.controls.apply(prompt, **parameters)
             request = self.controls.request()
         except InvalidParameters as exc:
             self.controls.refuse(exc)
             raise
-        return self._generation(request).result(timeout)
+        return self.verbs.generation(request).result(timeout)
 
     def vary(
         self, take: int | Take, count: int = DEFAULT_VARIATIONS, *, timeout: float | None = 600.0
@@ -187,12 +184,12 @@ class Explorer:
         that audio at its level. Raises `ValueError` when `take` is not a clip of the session,
         `InvalidParameters` for a count other than 1 to 8, and like `generate` otherwise.
         """
-        return self.start_variations(take, count).result(timeout)
+        return self.verbs.start_variations(take, count).result(timeout)
 
     def start_from(
         self,
         take: int | Take,
-        init_noise_level: float = DEFAULT_NOISE_LEVEL,
+        init_noise_level: float = DEFAULT_INIT_NOISE_LEVEL,
         *,
         prompt: str | None = None,
         timeout: float | None = 600.0,
@@ -209,7 +206,8 @@ class Explorer:
         `ValueError` when `take` is not a clip of the session, `InvalidParameters` for a level or
         parameter out of range, and like `generate` otherwise.
         """
-        return self.start_from_take(take, init_noise_level, prompt=prompt, **parameters).result(timeout)
+        job = self.verbs.start_from_take(take, init_noise_level, prompt=prompt, **parameters)
+        return job.result(timeout)
 
     def sweep(
         self,
@@ -247,143 +245,20 @@ class Explorer:
         self.show_tab("Export")
         return self.export_tab.export(folder)
 
-    # ----- generation (the Generate and Cancel buttons) ------------------------------------
-    def start_generation(self) -> Job | None:
-        """Start one generation and return at once (the Generate button); None if it cannot start."""
-        if self.job is not None and self.job.running:
-            return None
-        try:
-            request = self.controls.request()
-        except InvalidParameters as exc:
-            self.controls.refuse(exc)
-            return None
-        return self._generation(request)
-
-    def start_variations(self, take: int | Take, count: int | None = None) -> Job:
-        """Start Vary on `take` and return its job at once (the Vary button; None: the tab's count)."""
-        source = self._source_take(take)
-        count = variation_count(self.history_tab.count.value if count is None else count)
-        self._check_idle()
-        self.history_tab.count.value = count
-        request = source.request.with_parameters(seed=secrets.randbelow(RANDOM_SEEDS))
-        level = source.init_noise_level
-        lineage = {"parent": source.number, "source": source.source, "init_noise_level": level}
-
-        def make() -> list[tuple[Clip, bytes]]:  # in the worker thread, the plots too
-            started_from = {}  # a take made from another's audio is varied from that audio
-            if source.source is not None:
-                started_from = {"init_audio": self.session.get(source.source).clip, "init_noise_level": level}
-            clips = self.client.variations(request, count, **started_from)
-            return [(clip, waveform_png(clip)) for clip in clips]
-
-        def finish(job: Job, made: list[tuple[Clip, bytes]]) -> list[Take]:
-            takes = [self.session.add(clip, f"varied from #{source.number}", **lineage) for clip, _ in made]
-            self.history_tab.show_variations(source, takes, [png for _, png in made])
-            self._done(job, takes, tab="History")
-            return takes
-
-        return self._launch(make, finish)
-
-    def start_from_take(
-        self,
-        take: int | Take,
-        init_noise_level: float | None = None,
-        *,
-        prompt: str | None = None,
-        **parameters: Any,
-    ) -> Job:
-        """Start audio-to-audio from `take`; return its job at once ("Start from this take"; None:
-        the slider's level)."""
-        source = self._source_take(take)
-        level = noise_level(self.history_tab.level.value if init_noise_level is None else init_noise_level)
-        changes = {**source.parameters(), "seed": secrets.randbelow(RANDOM_SEEDS), **parameters}
-        request = GenerationRequest.build(source.prompt if prompt is None else prompt, **changes)
-        self._check_idle()
-        if level in NOISE_LEVELS:  # the slider's stops
-            self.history_tab.level.value = level
-
-        def make() -> tuple[Clip, bytes]:
-            clip = self.client.generate(request, init_audio=source.clip, init_noise_level=level)
-            return clip, clip_png(clip)
-
-        def finish(job: Job, made: tuple[Clip, bytes]) -> Take:
-            clip, png = made
-            lineage = {"parent": source.number, "source": source.number, "init_noise_level": level}
-            result = self.session.add(clip, f"from #{source.number} at level {level:g}", **lineage)
-            self._pngs.put(result.number, png)
-            self.result_view.show(result, png)
-            self._done(job, [result], tab="Compare")
-            self.compare_tab.show(source, result)  # source against result, with their similarity
-            return result
-
-        return self._launch(make, finish)
-
-    def _source_take(self, take: int | Take) -> Take:
-        """The session's take `take` (a take or its number); `ValueError` if it is not one."""
-        count = len(self.session)
-        number = take.number if isinstance(take, Take) else take
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
-            allowed = f"clip numbers 1 to {count}" if count else "none yet: make a clip first"
-            raise ValueError(f"{take!r} is not a clip of this session; allowed: {allowed}")
-        found = self.session.get(number)
-        if found.request is None:
-            raise ValueError(f"clip #{number} carries no request to make more from")
-        return found
-
-    def _check_idle(self) -> None:
-        if self.job is not None and self.job.running:
-            raise RuntimeError("a generation is already running: wait for it or cancel it first")
-
-    def _launch(self, make: Callable[[], Any], finish: Callable[[Job, Any], Any]) -> Job:
-        """Run `make()` in a worker thread, then `finish(job, what_it_made)`; one such job at a time."""
-        self.controls.started()
-        job = Job(
-            make,
-            on_result=lambda made: finish(job, made),
-            on_error=lambda exc: self.controls.failed(exc, job.elapsed),
-            on_tick=lambda elapsed: self._tick(job, elapsed),
-        )
-        self.job = job
-        return job.start()
-
-    def _generation(self, request: GenerationRequest) -> Job:
-        def make() -> tuple[Clip, bytes]:
-            clip = self.client.generate(request)  # in the worker thread, and the plot too
-            return clip, clip_png(clip)
-
-        return self._launch(make, self._generated)
-
-    def _tick(self, job: Job, elapsed: float) -> None:
-        if job is self.job:
-            self.controls.tick(elapsed, self._last_generation_seconds)
-
-    def _generated(self, job: Job, made: tuple[Clip, bytes]) -> Take:
-        clip, png = made
-        take = self.session.add(clip, "generate", click_to_audio=job.elapsed)
-        self._pngs.put(take.number, png)
-        self.result_view.show(take, png)
-        self._done(job, [take], tab="Result")
-        return take
-
-    def _done(self, job: Job, takes: list[Take], tab: str) -> None:
-        """New takes from `job`: list them, say how long it took, and bring `tab` to the front."""
-        self._last_generation_seconds = job.elapsed
-        self._took(takes, select=takes[-1].number)
-        self.show_tab(tab)
-        self.controls.finished(takes, job.elapsed)
+    # ----- the worker slot (the verbs that make takes live in `verbs`) -----------------------
+    @property
+    def job(self) -> Job | None:
+        """The running (or last) generation."""
+        return self.verbs.job
 
     def cancel(self) -> None:
         """Abandon the running generation's result (the endpoint may still finish it)."""
-        job = self.job
-        if job is None or not job.running:
-            return
-        job.cancel()
-        self.controls.cancelled(job.elapsed)
+        self.verbs.cancel()
 
     def wait(self, timeout: float | None = 600.0) -> bool:
         """Wait for the running generation, sweep and endpoint check; False if one is still running."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for job in (self.probe_job, self.job, self.sweep_tab.job):
+        for job in (self.probe_job, self.verbs.job, self.sweep_tab.job):
             if job is not None and not job.cancelled:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not job.wait(left):
@@ -399,11 +274,6 @@ class Explorer:
         """Put `seed` in the seed box and turn "random" off (the "Reuse last seed" button)."""
         self.controls.use_seed(seed)
 
-    def load_into_controls(self, take: Take) -> None:
-        """Set every control from a take's request (its seed included)."""
-        self.controls.load(take)
-        self.history_tab.note(f"Clip #{take.number}'s parameters are in the controls.")
-
     def show_tab(self, title: str) -> None:
         """Bring a tab to the front by its title (one of `TAB_TITLES`, e.g. ``"Sweep"``)."""
         if title not in TAB_TITLES:
@@ -414,16 +284,13 @@ class Explorer:
         takes = self.session.takes
         return takes[-1].seed if takes else None
 
-    def _took(self, takes: list[Take], select: int | None = None) -> None:
+    def took(self, takes: list[Take], select: int | None = None) -> None:
         """New takes: list them in History and Compare, and say so if one came from an offline model."""
         self.history_tab.refresh(select)
         self.compare_tab.refresh()
         self.controls.reuse_seed.disabled = not len(self.session)
         if any(take.offline for take in takes):
             self.offline_banner.show()
-
-    def _png(self, take: Take) -> bytes:
-        return self._pngs.get(take.number, lambda: clip_png(take.clip))
 
     # ----- the endpoint --------------------------------------------------------------------
     def _show_model(self, facts: dict[str, Any]) -> None:
@@ -434,29 +301,15 @@ class Explorer:
         if facts.get("offline"):
             self.offline_banner.show()
 
-    def _no_model_facts(self, exc: BaseException) -> None:
-        # FlexServe endpoints need not offer /v1/models: keep the shared model's limits.
-        self.model_facts = {}
-
-    # ----- display, names, closing ---------------------------------------------------------
+    # ----- display and closing -------------------------------------------------------------
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names not found the usual way: the widgets' flat names.
-        if name in WIDGET_NAMES:
-            component, attribute = WIDGET_NAMES[name]
-            return getattr(getattr(self, component), attribute)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *WIDGET_NAMES})
-
     def close(self) -> None:
         """Abandon running work, close the widgets and remove the takes' temporary folder."""
-        for job in (self.job, self.sweep_tab.job):
+        for job in (self.verbs.job, self.sweep_tab.job):
             if job is not None:
                 job.cancel()
         self.widget.close()

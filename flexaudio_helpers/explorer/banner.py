@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 
-from .render import offline_banner_html
+from ..protocol import OFFLINE_NOTICE
+from .render import box
+
+TEXT = (
+    f"<b>{html.escape(OFFLINE_NOTICE.capitalize())}.</b> This endpoint runs the real Stable Audio pipeline "
+    "with random weights: the controls, timings and plots are real; for real audio, deploy on FlexAI or "
+    "use a GPU machine with the Hugging Face weights."
+)
 
 
 class OfflineBanner:
@@ -16,5 +25,5 @@ class OfflineBanner:
 
     def show(self) -> None:
         if self.widget.layout.display == "none":
-            self.widget.value = offline_banner_html()
+            self.widget.value = box(TEXT, "#fff3cd", "#664d03")
             self.widget.layout.display = None

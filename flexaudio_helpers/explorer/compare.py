@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
 
 import ipywidgets as widgets
 
@@ -84,7 +83,7 @@ class CompareTab:
         from ..plots import plot_comparison  # imported on use: matplotlib loads slowly
 
         try:
-            takes = [self._take("A", a), self._take("B", b)]
+            takes = [self.session.find(a, "A: "), self.session.find(b, "B: ")]
         except ValueError as exc:
             self.message.value = note_html(str(exc))
             raise
@@ -122,17 +121,6 @@ class CompareTab:
             ],
         )
         return comparison
-
-    def _take(self, side: str, which: Any) -> Take:
-        count = len(self.session)
-        if not count:
-            raise ValueError("Make at least one clip first.")
-        number = which.number if isinstance(which, Take) else which
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
-            raise ValueError(
-                f"{side}: {which!r} is not a clip of this session; allowed: clip numbers 1 to {count}"
-            )
-        return self.session.get(number)
 
     def _on_button(self) -> None:
         if self.a.value is None or self.b.value is None:

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InvalidParameters
-from ..params import ALLOWED, MAX_AUDIO_SECONDS, MAX_GUIDANCE, MAX_STEPS, GenerationRequest
+from ..params import ALLOWED, MAX_AUDIO_SECONDS, MAX_GUIDANCE, MAX_STEPS, RANDOM_SEED_LIMIT, GenerationRequest
 from .render import error_html, note_html
 from .session import Take
 
@@ -23,7 +23,6 @@ MIN_SECONDS = 0.5
 MAX_SLIDER_SECONDS = min(47.5, MAX_AUDIO_SECONDS)
 # The browser holds widget numbers as JavaScript doubles: integers above 2**53 - 1 lose digits.
 MAX_WIDGET_SEED = 2**53 - 1
-RANDOM_SEEDS = 2**31  # like the endpoint's own random seeds: short, and exact everywhere
 DEFAULTS = {"audio_end_in_s": 10.0, "num_inference_steps": 100, "guidance_scale": 7.0}
 # The parameters the controls hold (by their wire names), for `Controls.apply`.
 SETTABLE = ("audio_end_in_s", "num_inference_steps", "guidance_scale", "negative_prompt", "seed")
@@ -98,7 +97,7 @@ class Controls:
     # ----- what the controls hold ----------------------------------------------------------
     def request(self) -> GenerationRequest:
         """The request the controls describe (a random seed is drawn when "random" is ticked)."""
-        seed = secrets.randbelow(RANDOM_SEEDS) if self.random_seed.value else self.seed.value
+        seed = secrets.randbelow(RANDOM_SEED_LIMIT) if self.random_seed.value else self.seed.value
         return GenerationRequest.build(
             self.prompt.value,
             audio_end_in_s=float(self.duration.value),

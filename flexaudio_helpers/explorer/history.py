@@ -9,8 +9,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..params import DEFAULT_INIT_NOISE_LEVEL, MAX_VARIATIONS
 from .render import error_html, note_html, show_in
-from .session import DEFAULT_NOISE_LEVEL, DEFAULT_VARIATIONS, MAX_VARIATIONS, NOISE_LEVELS, Session, Take
+from .session import DEFAULT_VARIATIONS, NOISE_LEVELS, Session, Take
 
 
 class HistoryTab:
@@ -34,6 +35,7 @@ class HistoryTab:
         self.session = session
         self.folder = folder
         self.png_of = png_of
+        self.on_load = on_load
         self.clips = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="95%"))
         self.clips.add_class("flexaudio-history")
         actions = {
@@ -41,7 +43,7 @@ class HistoryTab:
             "Plot": self.plot,
             "Save WAV": lambda take: self.save(take, "wav"),
             "Save FLAC": lambda take: self.save(take, "flac"),
-            "Load into controls": on_load,
+            "Load into controls": self.load,
             "Vary": on_vary,
             "Start from this take": on_start_from,
         }
@@ -59,7 +61,7 @@ class HistoryTab:
         # A few stops on a log scale: what matters is the level's order of magnitude.
         self.count.add_class("flexaudio-variations")
         self.level = widgets.SelectionSlider(
-            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_NOISE_LEVEL,
+            options=[(f"{level:g}", level) for level in NOISE_LEVELS], value=DEFAULT_INIT_NOISE_LEVEL,
             description="Noise level", style=style,
             tooltip="where denoising starts from the take's audio: low keeps it, high buries it",
         )  # fmt: skip
@@ -97,6 +99,11 @@ class HistoryTab:
         path = self.session.save(take, self.folder, fmt)
         self.note(f"Saved clip #{take.number} as {path}")
         return path
+
+    def load(self, take: Take) -> None:
+        """Put the take's request, its seed included, into the controls (`on_load`); say so."""
+        self.on_load(take)
+        self.note(f"Clip #{take.number}'s parameters are in the controls.")
 
     def show_variations(self, source: Take, takes: list[Take], pngs: list[bytes]) -> None:
         """Show `takes`, varied from `source`, side by side: each one's player over its waveform."""

@@ -1,4 +1,4 @@
-"""The explorer's HTML and pictures: error and note boxes, the offline banner, and figures as PNG.
+"""The explorer's HTML and pictures: error and note boxes, and figures as PNG.
 
 Plain functions returning strings and bytes, so every component (and the results the verbs return
 to a notebook) shows messages and plots the same way; and `show_in`, which every view uses to
@@ -14,14 +14,8 @@ from typing import Any
 
 from ..audio import Clip
 from ..errors import FlexAudioError, InvalidParameters
-from ..protocol import OFFLINE_NOTICE
 
 PLOT_DPI = 90
-OFFLINE_BANNER = (
-    f"<b>{html.escape(OFFLINE_NOTICE.capitalize())}.</b> This endpoint runs the real Stable Audio pipeline "
-    "with random weights: the controls, timings and plots are real; for real audio, deploy on FlexAI or "
-    "use a GPU machine with the Hugging Face weights."
-)
 # The controls' labels for the wire fields, so that errors name what the person sees.
 CONTROL_LABELS = {
     "inputs": "Prompt",
@@ -61,11 +55,6 @@ def box(content: str, background: str, colour: str) -> str:
 def note_html(text: str) -> str:
     """A blue box with plain `text` (escaped here)."""
     return box(html.escape(text), "#e8f4fd", "#0d47a1")
-
-
-def offline_banner_html() -> str:
-    """The yellow "noise, not music" banner shown once an endpoint says it is offline."""
-    return box(OFFLINE_BANNER, "#fff3cd", "#664d03")
 
 
 def figure_png(figure: Any, dpi: int = PLOT_DPI) -> bytes:

@@ -8,17 +8,21 @@
 - `Job`: a worker thread whose result can be abandoned (Cancel), with an elapsed-time tick, and
   whose outcome code can wait for (`Job.result`, like a `concurrent.futures.Future`).
 - `sweep_requests`: one request per value of the swept parameter, validated before anything is sent;
-  `variation_count` and `noise_level` check what Vary and "Start from this take" are given.
+  `noise_level` checks where "Start from this take" starts.
 
 Nothing here imports ipywidgets, so it can be used (and read) on its own.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import html
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -33,27 +37,26 @@ from typing import Any
 
 from ..audio import Clip
 from ..batch import ManifestLine, write_manifest
-from ..errors import InvalidParameters
-from ..files import atomic_writer
-from ..params import ALLOWED, GenerationRequest
+from ..errors import InvalidParameters, UnsafeStateError
+from ..files import write_atomic
+from ..params import ALLOWED, MIN_INIT_NOISE_LEVEL, SWEEPABLE, GenerationRequest, shorten
 
 log = logging.getLogger(__name__)
 
-# The parameters a sweep can vary, and how to read the values typed for them.
-SWEEPABLE = {"guidance_scale": float, "num_inference_steps": int, "seed": int}
 MAX_SWEEP_VALUES = 8
 # Takes whose samples stay in memory (16 MiB each at 47.55 s stereo): a whole sweep, so plotting
 # one reads nothing back. Older takes are read back from their FLAC files when used.
 HELD_TAKES = MAX_SWEEP_VALUES
-# Vary makes at most as many takes as a sweep, so a whole set stays in memory too.
-MAX_VARIATIONS = MAX_SWEEP_VALUES
 DEFAULT_VARIATIONS = 4
 # Where audio-to-audio starts denoising (the scheduler's sigma): the sampler ends at 0.3, so a level
 # must be above it. At 1 the source's shape survives; at 100 it is all but gone (text-to-audio
 # starts at 500). The slider's stops, roughly doubling:
 NOISE_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-MIN_NOISE_LEVEL, MAX_NOISE_LEVEL = 0.3, NOISE_LEVELS[-1]
-DEFAULT_NOISE_LEVEL = 1.0
+MAX_NOISE_LEVEL = NOISE_LEVELS[-1]
+# A session's own takes folder: in the temporary folder, held (flock) by its session while it lives,
+# so a folder left by a killed kernel is found and removed when the next session starts.
+TAKES_PREFIX = "flexaudio-takes-"
+IN_USE_NAME = ".in-use"
 
 
 class LastUsed:
@@ -146,8 +149,7 @@ class Take:
 
         A take made from another starts with its lineage: ``#7 ← varied from #3 · ...``.
         """
-        prompt = self.prompt or "(no prompt)"
-        prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+        prompt = shorten(self.prompt or "(no prompt)", 40)
         described = f"{prompt} · {self.short_parameters()} · {self.measured()}"
         if self.parent is not None:
             return f"#{self.number} ← {self.origin} · {described}"
@@ -202,16 +204,23 @@ class Session:
     (bench/explorer_memory.py): 215 MiB resident after 10, 40 or 100 takes, where holding every
     take took 229, 709 and 1,669 MiB. Saving costs about 0.2 s per 47 s take, reading one back
     0.08 s; on disk, about 7 MB per 47 s take of noise (less for music).
+
+    A take's file is read back (or saved elsewhere) only while it is still the regular file that
+    was saved, checked by size and SHA-256; a temporary folder left by a killed kernel is removed
+    when the next session starts.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self._remove_folder = None
         if folder is None:
-            folder = tempfile.mkdtemp(prefix="flexaudio-takes-")
-            self._remove_folder = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            _remove_stale_takes()
+            folder = tempfile.mkdtemp(prefix=TAKES_PREFIX)
+            held = _hold(folder)
+            self._remove_folder = weakref.finalize(self, _remove_held, folder, held)
         self.folder = Path(folder)
         self._takes: list[Take] = []
         self._clips = LastUsed(HELD_TAKES)  # take number -> Clip
+        self._saved: dict[int, tuple[int, bytes]] = {}  # take number -> its file's size and SHA-256
         self._lock = threading.Lock()
 
     def add(
@@ -236,6 +245,8 @@ class Session:
                 **lineage,
             )
             clip.save(take.path)
+            data = _read_regular(take.path)
+            self._saved[take.number] = (len(data), hashlib.sha256(data).digest())
             self._takes.append(take)
         self._clips.put(take.number, clip)
         return take
@@ -249,10 +260,21 @@ class Session:
         return self._clips.keys()
 
     def _read(self, take: Take) -> Clip:
-        if not take.path.exists():
-            raise FileNotFoundError(f"clip #{take.number}: {take.path} is gone (was the session closed?)")
         # The file holds the request, seed and offline flag; the timings were kept by the take.
-        return replace(Clip.load(take.path), timings=dict(take.timings))
+        return replace(Clip.load(take.path, data=self._saved_bytes(take)), timings=dict(take.timings))
+
+    def _saved_bytes(self, take: Take) -> bytes:
+        """The bytes of `take`'s file, checked to be those saved (`UnsafeStateError` if not)."""
+        size, digest = self._saved[take.number]
+        try:
+            data = _read_regular(take.path, size)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"clip #{take.number}: {take.path} is gone (was the session closed?)"
+            ) from None
+        if hashlib.sha256(data).digest() != digest:
+            raise UnsafeStateError(f"clip #{take.number}: {take.path} changed since it was saved")
+        return data
 
     @property
     def takes(self) -> tuple[Take, ...]:
@@ -265,6 +287,19 @@ class Session:
     def get(self, number: int) -> Take:
         return self.takes[number - 1]
 
+    def find(self, which: Any, side: str = "") -> Take:
+        """The take `which` (a take or its number, as in History); `ValueError` naming the allowed
+        numbers if it is not one of this session's (`side`, e.g. ``"A: "``, starts the message)."""
+        count = len(self)
+        if not count:
+            raise ValueError("Make at least one clip first.")
+        number = which.number if isinstance(which, Take) else which
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
+            raise ValueError(
+                f"{side}{which!r} is not a clip of this session; allowed: clip numbers 1 to {count}"
+            )
+        return self.get(number)
+
     def save(self, take: Take, folder: str | os.PathLike, fmt: str = "wav") -> Path:
         """Save one take as WAV or FLAC in `folder` (request and seed in the file's metadata)."""
         fmt = fmt.lower().lstrip(".")
@@ -272,9 +307,7 @@ class Session:
         if fmt != "flac":
             return take.clip.save(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as target, take.path.open("rb") as saved:
-            shutil.copyfileobj(saved, target)  # the session's file is that FLAC already
-        return path
+        return write_atomic(path, self._saved_bytes(take))  # the session's file is that FLAC already
 
     def export(self, folder: str | os.PathLike) -> Path:
         """Save every take as FLAC in `folder` and write `manifest.jsonl`; return the manifest's path.
@@ -304,6 +337,58 @@ class Session:
         """Remove the temporary folder of the takes (a folder given to the session is kept)."""
         if self._remove_folder is not None:
             self._remove_folder()
+
+
+def _read_regular(path: Path, size: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (of `size` bytes, when given), never through a symlink
+    and never waiting on a FIFO; `UnsafeStateError` for anything else."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateError(f"{path} is now a symlink: refusing to read a take through it") from None
+        raise
+    with os.fdopen(handle, "rb") as stream:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode) or size not in (None, info.st_size):
+            raise UnsafeStateError(f"{path} is no longer the take saved there: refusing to read it")
+        return stream.read(info.st_size)
+
+
+def _hold(folder: str) -> int:
+    """Lock a new takes folder as in use; the open descriptor holds the lock until it is closed."""
+    handle, temporary = tempfile.mkstemp(dir=folder)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    os.replace(temporary, os.path.join(folder, IN_USE_NAME))  # appears already locked
+    return handle
+
+
+def _remove_held(folder: str, handle: int) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.close(handle)
+
+
+def _remove_stale_takes() -> None:
+    """Remove the takes folders that no live session holds (left by a kernel that was killed).
+
+    Only folders named like ours, owned by this user, and marked in use by a session that is gone
+    (its lock on ``.in-use`` released): never one that a session holds, nor one without the mark.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{TAKES_PREFIX}*"):
+        try:
+            info = os.lstat(folder)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            handle = os.open(folder / IN_USE_NAME, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live session holds it
+            os.close(handle)
+            continue
+        _remove_held(str(folder), handle)
 
 
 def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list[GenerationRequest]:
@@ -338,21 +423,11 @@ def sweep_requests(base: GenerationRequest, parameter: str, values: str) -> list
     return [base.with_parameters(**{parameter: value}) for value in numbers]
 
 
-def variation_count(count: Any) -> int:
-    """`count` if Vary can make that many takes (1 to `MAX_VARIATIONS`); `InvalidParameters` if not."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
-        allowed = f"an integer from 1 to {MAX_VARIATIONS}"
-        raise InvalidParameters(
-            f"count={count!r} is not allowed; allowed: {allowed}", field="count", value=count, allowed=allowed
-        )
-    return count
-
-
 def noise_level(level: Any) -> float:
     """`level` as a float if audio-to-audio can start there; `InvalidParameters` if not."""
     number = isinstance(level, int | float) and not isinstance(level, bool)
-    if not (number and MIN_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
-        allowed = f"more than {MIN_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
+    if not (number and MIN_INIT_NOISE_LEVEL < level <= MAX_NOISE_LEVEL):
+        allowed = f"more than {MIN_INIT_NOISE_LEVEL:g} up to {MAX_NOISE_LEVEL:g} (1 keeps the source's shape)"
         raise InvalidParameters(
             f"init_noise_level={level!r} is not allowed; allowed: {allowed}",
             field="init_noise_level",

@@ -16,9 +16,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import FlexAudioError, InvalidParameters
-from ..params import GenerationRequest
+from ..params import SWEEPABLE, GenerationRequest
 from .render import error_html, figure_png, image_html, show_in
-from .session import SWEEPABLE, Job, Session, Take, sweep_requests
+from .session import Job, Session, Take, sweep_requests
 
 MAX_CONCURRENCY = 4
 

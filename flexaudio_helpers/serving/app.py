@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
-import json
 import logging
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager, nullcontext, suppress
@@ -27,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import init_audio
-from ..errors import InvalidParameters
+from ..errors import InvalidParameters, QueueFull
 from ..longer import generated_window
 from ..params import MAX_INIT_AUDIO_CHARS, GenerationRequest
 from ..protocol import (
@@ -41,10 +40,11 @@ from ..protocol import (
     SEED_HEADER,
     check_api_key,
     error_body,
+    load_json,
 )
 from .guard import HIDE_QUERY_STRINGS, quiet_exception_handler
 from .pipeline import AudioGenerator, GeneratedAudio
-from .queue import GenerationQueue, QueueFull
+from .queue import GenerationQueue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,9 +53,11 @@ T = TypeVar("T")
 TEXT_BODY_BYTES = 64 * 1024
 # A body with an audio-to-audio source (parameters.init_audio) may be this large. It must declare
 # its Content-Length (a chunked body stops at TEXT_BODY_BYTES), and only MAX_SOURCE_UPLOADS are
-# read and decoded at once (about 60 MB each at most: body, text, file and samples).
+# read at once (about 60 MB each at most: body, text, file and samples). Sources are decoded
+# MAX_SOURCE_DECODES at a time whatever the body's size: a few KB of FLAC decode to 36 MB.
 MAX_BODY_BYTES = MAX_INIT_AUDIO_CHARS + TEXT_BODY_BYTES
 MAX_SOURCE_UPLOADS = 2
+MAX_SOURCE_DECODES = 2
 BODY_TIMEOUT = 60.0  # seconds to send a whole body (14 MB at 2 Mbit/s); a trickling client is cut off
 
 
@@ -143,6 +145,7 @@ def create_app(
 
     queue = GenerationQueue(run, max_waiting=max_waiting)
     uploads = asyncio.Semaphore(MAX_SOURCE_UPLOADS)
+    decodes = asyncio.Semaphore(MAX_SOURCE_DECODES)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -201,9 +204,9 @@ def create_app(
                 message += f" (up to {MAX_BODY_BYTES} with init_audio, sent with a Content-Length)"
             return error_response(413, message, "request_too_large", "body")
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            return error_response(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "body")
+            body = load_json(raw)
+        except ValueError as exc:
+            return error_response(400, f"the body is {exc}", "invalid_request_error", "body")
         del raw
         try:
             generation = GenerationRequest.from_body(body)
@@ -211,7 +214,8 @@ def create_app(
             generator.resolve(generation)  # this model's limits, checked before the request waits
             options = {}
             if generation.parameters.init_audio is not None:
-                source = await asyncio.to_thread(_decode_source, generation)
+                async with decodes:
+                    source = await asyncio.to_thread(_decode_source, generation)
                 ranges = generation.parameters.keep_ranges
                 options = {"source": source} if ranges is None else {"keep": (source[0], ranges)}
                 # the queue holds samples only

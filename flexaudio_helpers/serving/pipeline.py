@@ -42,6 +42,7 @@ from .speed import (
     dtype_name,
     full_precision_copy,
     hand_conditioning_to_transformer,
+    pick_device,
     place_pipeline,
     restore_weights,
     run_eagerly,
@@ -80,15 +81,6 @@ class GeneratedAudio:
     sample_rate: int
     seed: int
     seconds: float
-
-
-def pick_device() -> str:
-    """The best device here: CUDA, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class AudioGenerator:
@@ -346,7 +338,9 @@ def call_pipeline(
         if progress is not None:
             progress(step + 1, request.num_inference_steps)
 
-    # A CPU generator draws the same noise whatever device runs the model.
+    # The starting noise comes from these CPU generators, but the scheduler also seeds the noise of
+    # every step from generator.initial_seed(), and torchsde draws it on the model's device: the same
+    # seed repeats a clip on one device and dtype, not across devices (CPU against CUDA).
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     with ExitStack() as stack:
         extra = {}
@@ -361,7 +355,7 @@ def call_pipeline(
             extra["latents"], write_kept = keeping(pipeline, keep, generators)
             hooks.append(write_kept)
         # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every
-        # diffusers we support (0.36 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
+        # diffusers we support (0.40 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
         output = pipeline(
             request.prompt,
             audio_start_in_s=request.audio_start_in_s,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import QueueFull
 from ..params import GenerationRequest
 from .pipeline import GeneratedAudio
 
@@ -26,14 +27,6 @@ Generate = Callable[..., GeneratedAudio]
 
 class _Abandoned(Exception):
     """The caller of a running request has gone: raised between steps to stop the run."""
-
-
-class QueueFull(Exception):
-    """No room left in the queue; `retry_after` is a fair guess in whole seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the generation queue is full; retry in about {retry_after} s")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,15 @@ TILING_BELOW_BYTES = 16 * 2**30
 OFFLOAD_BELOW_BYTES = 8 * 2**30
 
 
+def pick_device() -> str:
+    """The best device here: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 @dataclass(frozen=True)
 class SpeedOptions:
     """How the pipeline runs. Build it with `choose_speed_options`; all fields are plain values."""
