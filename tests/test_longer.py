@@ -162,3 +162,14 @@ def test_stopping_an_extension_from_its_progress_writes_nothing(generator, tmp_p
         )
     assert seen == [(0, 2, 1, 2), (0, 2, 2, 2), (1, 2, 1, 2)]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_loop_without_bpm_takes_the_measured_tempo(generator):
+    clicks = np.zeros((2, 8 * RATE), np.float32)
+    for beat in range(16):  # 120 bpm: a short 1 kHz click every 0.5 s
+        start = beat * RATE // 2
+        clicks[:, start : start + 441] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(441) / RATE)
+    looped = loop(generator, (clicks, RATE), bars=2, prompt="clicks", seed=1, **FAST)
+    bpm = looped.lineage["bpm"]
+    assert looped.lineage["bpm_measured"] and abs(bpm - 120) < 120 * 0.03
+    assert looped.frames == round(8 * 60 / bpm * RATE)
