@@ -56,6 +56,9 @@ _PUBLIC = {
     "save_offline_model": "serving.offline_model",
     "generate_here": "inprocess",
     "variations_here": "inprocess",
+    "extend": "longer",
+    "loop": "longer",
+    "repaint": "longer",
     # errors a notebook catches
     "FlexAudioError": "errors",
     "InvalidParameters": "errors",
@@ -95,6 +98,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .inprocess import generate_here, variations_here
+    from .longer import extend, loop, repaint
     from .params import ALLOWED, MODEL_ID, GenerationRequest
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.offline_model import save_offline_model

@@ -16,6 +16,8 @@ import json
 import os
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -277,6 +279,8 @@ class Clip:
     `request` is the validated request, `seed` the seed actually used (from the endpoint's
     ``X-Seed`` header), `timings` wall-clock seconds (``request``, and ``generation`` and
     ``queue`` when the endpoint reports them) and `offline` is True for the offline model's noise.
+    `lineage` says how a piece made of several windows was made (`longer`: its source, each
+    window's prompt and seed, the section), saved with the clip.
     """
 
     samples: np.ndarray
@@ -285,6 +289,7 @@ class Clip:
     seed: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     offline: bool = False
+    lineage: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", channels_first(self.samples))
@@ -341,11 +346,24 @@ class Clip:
     def save(self, path: str | os.PathLike, *, subtype: str = "PCM_16") -> Path:
         """Write WAV or FLAC (by extension) atomically, with the request and seed as metadata."""
         path = Path(path)
+        with self.writer(path, subtype=subtype) as stream:
+            # The model's output is not bounded; clip rather than wrap around in PCM.
+            stream.write(np.clip(self.samples, -1.0, 1.0).T)
+        return path
+
+    @contextmanager
+    def writer(self, path: str | os.PathLike, *, subtype: str = "PCM_16") -> Iterator[sf.SoundFile]:
+        """An open WAV or FLAC stream (by extension) carrying this clip's metadata (not its
+        samples): write samples (frames, channels) to it piece by piece; the file appears, whole,
+        when the block ends, and not at all on an exception."""
+        path = Path(path)
         fmt = SAVE_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise FlexAudioError(f"cannot save {path.name!r}: use a .wav or .flac file name")
         request = self.request.to_body() if self.request else None
         metadata = {METADATA_KEY: {"request": request, "seed": self.seed, "offline": self.offline}}
+        if self.lineage is not None:
+            metadata[METADATA_KEY]["lineage"] = self.lineage
         comment = _metadata_text(metadata, limit=WAV_METADATA_LIMIT if fmt == "WAV" else None)
         path.parent.mkdir(parents=True, exist_ok=True)
         with (
@@ -359,9 +377,7 @@ class Clip:
             title = "".join(c for c in (self.prompt or "")[:200] if c.isprintable())
             if title.strip():
                 stream.title = title
-            # The model's output is not bounded; clip rather than wrap around in PCM.
-            stream.write(np.clip(self.samples, -1.0, 1.0).T)
-        return path
+            yield stream
 
     @classmethod
     def load(
@@ -390,7 +406,9 @@ class Clip:
             raise InvalidAudioFile(f"cannot read {what} as audio: {exc.error_string}") from None
         saved = _parse_metadata(comment, path)
         request, seed, offline = _saved_facts(saved, path) if saved is not None else (None, None, False)
-        return cls(np.ascontiguousarray(samples.T), rate, request, seed, {}, offline)
+        lineage = saved.get("lineage") if isinstance(saved, dict) else None
+        lineage = lineage if isinstance(lineage, dict) else None
+        return cls(np.ascontiguousarray(samples.T), rate, request, seed, {}, offline, lineage)
 
     # ----- display -------------------------------------------------------------------------
     def encode(self, fmt: str = "MP3", *, compression: float = EMBED_COMPRESSION) -> bytes:

@@ -5,6 +5,9 @@ notebooks.
     flexaudio generate "Rain on a tin roof" -o rain.wav --seconds 10 --steps 200 --seed 42
     flexaudio generate "Rain on a tin roof" -o rain.wav --variations 4     # rain-1.wav .. rain-4.wav
     flexaudio generate "Heavy rain" -o heavy.wav --init-audio rain.wav --init-noise-level 2
+    flexaudio extend rain.wav -o long.wav --to 180 --prompt "rain" --prompt "thunder"   # past 47.55 s
+    flexaudio loop drums.wav -o loop.wav --bars 4 [--bpm 120]    # seamless on repeat
+    flexaudio repaint rain.wav -o new.wav --from 12 --to 16 --prompt "thunder"
     flexaudio batch prompts.jsonl -o clips/        # progress bar, clips/manifest.jsonl
     flexaudio plot rain.wav -o rain.png
     flexaudio analyze rain.wav [--json]            # loudness, tempo, brightness; the prompt checked
@@ -72,6 +75,18 @@ PYTHON_TO_FLAGS = {
     "AudioClient(total_timeout=...)": "--timeout SECONDS",
     "pass api_key=... or set": "set",
     "or api_key=...": "or --api-key-env NAME",
+}
+# extend, loop and repaint: the fields `longer` names, as these commands' flags.
+VERB_FLAGS = {
+    "extend": {"to": "to", "prompts": "prompt", "keep_seconds": "keep", "source": "IN"},
+    "loop": {
+        "bars": "bars",
+        "bpm": "bpm",
+        "beats_per_bar": "beats-per-bar",
+        "prompt": "prompt",
+        "clip": "IN",
+    },
+    "repaint": {"start": "from", "end": "to", "prompt": "prompt", "clip": "IN"},
 }
 
 
@@ -380,6 +395,89 @@ def _deployment_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _verb(args: argparse.Namespace) -> tuple[Path, Path, dict[str, Any]]:
+    """(IN, OUT, the window parameters) of extend, loop and repaint, checked before any call."""
+    source, output = Path(args.input), Path(args.output)
+    _check_audio_path(output)
+    if not source.is_file():
+        raise InputError(f"IN {source}: no such file")
+    parameters = _parameters(args)
+    for flag in ("seconds", "start"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--{flag}: each window is the whole window (47.55 s); leave --{flag} out")
+    return source, output, parameters
+
+
+def run_extend(args: argparse.Namespace) -> int:
+    from .longer import extend
+
+    source, output, parameters = _verb(args)
+    keep = {} if args.keep is None else {"keep_seconds": args.keep}
+    with _client(args) as client:
+        extend(client, source, to=args.to, prompts=args.prompt, out=output, **keep, **parameters)
+    print(_describe(Clip.load(output), output))
+    return 0
+
+
+def run_loop(args: argparse.Namespace) -> int:
+    from .longer import loop
+
+    source, output, parameters = _verb(args)
+    with _client(args) as client:
+        clip = loop(
+            client,
+            source,
+            bars=args.bars,
+            bpm=args.bpm,
+            beats_per_bar=args.beats_per_bar,
+            prompt=args.prompt,
+            **parameters,
+        )
+    clip.save(output)
+    print(_describe(clip, output))
+    return 0
+
+
+def run_repaint(args: argparse.Namespace) -> int:
+    from .longer import repaint
+
+    source, output, parameters = _verb(args)
+    with _client(args) as client:
+        clip = repaint(client, source, args.section_start, args.section_end, prompt=args.prompt, **parameters)
+    clip.save(output)
+    print(_describe(clip, output))
+    return 0
+
+
+def _verb_parsers(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, parents=parents, help=help)
+        parser.add_argument("input", metavar="IN", help="the clip to start from (.wav, .flac...)")
+        parser.add_argument("-o", "--output", required=True, help="the .wav or .flac file to write")
+        return parser
+
+    extend = verb("extend", "extend a clip past the 47.55 s window, window by window (local endpoint)")
+    extend.add_argument("--to", type=float, required=True, help="the piece's length in seconds (up to 600)")
+    extend.add_argument(
+        "--prompt", action="append", required=True, help="one per window, in order (repeat it)"
+    )
+    extend.add_argument("--keep", type=float, help="seconds each window keeps of the one before (default 10)")
+    extend.set_defaults(run=run_extend)
+    loop = verb("loop", "a loop of whole bars, seamless on repeat (local endpoint)")
+    loop.add_argument("--bars", type=int, required=True, help="bars in the loop")
+    loop.add_argument("--bpm", type=float, help="the tempo (default: measured, as `flexaudio analyze` does)")
+    loop.add_argument("--beats-per-bar", type=int, default=4, help="beats in a bar (default 4)")
+    loop.add_argument("--prompt", help="what the seam is made of (default: the clip's own prompt)")
+    loop.set_defaults(run=run_loop)
+    repaint = verb("repaint", "make one section of a clip again, keeping the rest (local endpoint)")
+    repaint.add_argument(
+        "--from", dest="section_start", type=float, required=True, help="the section's start (s)"
+    )
+    repaint.add_argument("--to", dest="section_end", type=float, required=True, help="the section's end (s)")
+    repaint.add_argument("--prompt", help="what the section becomes (default: the clip's own prompt)")
+    repaint.set_defaults(run=run_repaint)
+
+
 def _parameter_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("generation parameters")
@@ -421,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="noise over --init-audio, above 0.3 up to 500 (default 1; higher keeps less of it)",
     )
     generate.set_defaults(run=run_generate)
+    _verb_parsers(commands, [parameters, endpoint])
 
     batch = commands.add_parser(
         "batch",
@@ -474,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser(
         "stop",
         parents=[deployment],
-        help="stop paying for the endpoint, as notebook 07 does (FlexAI: delete; here: stop the server)",
+        help="stop paying for the endpoint, as notebook 08 does (FlexAI: delete; here: stop the server)",
     )
     stop.set_defaults(run=run_stop)
     return parser
@@ -494,6 +593,9 @@ def _one_line(error: BaseException | None, args: argparse.Namespace, *, flags: b
                 f"parameters.{name}: ", f"{name}: "
             )
             text = text.replace(f"{name}: ", f"--{flag}: ")
+    for name, flag in VERB_FLAGS.get(args.command, {}).items():
+        if text.startswith(f"{name}: "):
+            text = f"{flag if flag == 'IN' else '--' + flag}: " + text[len(name) + 2 :]
     names = {INFERENCE_API_KEY_ENV, getattr(args, "api_key_env", INFERENCE_API_KEY_ENV)}
     try:
         keys = list(resolve(*names).values())  # wherever the key came from: env or .env

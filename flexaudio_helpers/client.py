@@ -61,6 +61,7 @@ from .protocol import (
     INFERENCE_API_KEY_ENV,
     INFERENCE_URL_ENV,
     INIT_AUDIO_EXTENSION,
+    KEEP_RANGES_EXTENSION,
     MODELS_ROUTE,
     OFFLINE_HEADER,
     QUEUE_SECONDS_HEADER,
@@ -73,6 +74,11 @@ from .settings import endpoint_settings, resolve
 from .urls import INSPECT_HINT, join_route, normalise_url, not_found_advice
 
 log = logging.getLogger(__name__)
+# Our extensions of the FlexServe API, for refusals: what each does, and where else it runs.
+EXTENSION_WORDS = {
+    INIT_AUDIO_EXTENSION: ("audio-to-audio", "generate_here"),
+    KEEP_RANGES_EXTENSION: ("keeping part of a window (extend, loop, repaint)", "on a load_generator()"),
+}
 
 # The largest real answer is 47.55 s of 16-bit stereo WAV, about 17 MB; 64 MiB leaves room for
 # float WAV or other formats, and stops an endless or decompressing body long before it hurts.
@@ -331,6 +337,21 @@ class AudioClient:
                 raise result.error
         return [result.clip for result in results]
 
+    def window(self, prompt_or_request: Any, audio: Any, keep_ranges: list, /, **parameters: Any) -> Clip:
+        """One whole window (47.55 s) that keeps `keep_ranges` ([start, end] seconds) of `audio` (a
+        `Clip`, a file or ``(samples, rate)``, laid from the window's start) and generates the rest.
+
+        Our local endpoint's ``keep_ranges`` extension (one request; `longer.extend`, `loop` and
+        `repaint` chain such windows through a client). Raises `UnsupportedParameter` before
+        anything is sent when the endpoint does not list it (FlexAI's FlexServe, vLLM-Omni), and
+        what `generate` raises.
+        """
+        self._check_init_audio(KEEP_RANGES_EXTENSION)
+        request = as_request(prompt_or_request, **parameters).with_parameters(
+            init_audio=init_audio.encode(audio), keep_ranges=[list(pair) for pair in keep_ranges]
+        )
+        return self._send(request)
+
     def _prepare(
         self, prompt_or_request: Any, source: Any, level: float | None, parameters: dict[str, Any]
     ) -> GenerationRequest:
@@ -346,17 +367,19 @@ class AudioClient:
             self._check_init_audio()
         return request
 
-    def _check_init_audio(self) -> None:
-        """Raise `UnsupportedParameter` unless the endpoint lists the ``init_audio`` extension."""
+    def _check_init_audio(self, extension: str = INIT_AUDIO_EXTENSION) -> None:
+        """Raise `UnsupportedParameter` unless the endpoint lists `extension` (``init_audio``, or
+        ``keep_ranges``: extend, loop and repaint)."""
+        what, here = EXTENSION_WORDS[extension]
         refusal = (
-            "init_audio: audio-to-audio runs on this project's local endpoint (flexaudio serve, or "
-            "python -m flexaudio_helpers.serving) or in this process (generate_here) only: "
+            f"{extension}: {what} runs on this project's local endpoint (flexaudio serve, or "
+            f"python -m flexaudio_helpers.serving) or in this process ({here}) only: "
         )
         if self.api.name != apis.FLEXSERVE:
             raise UnsupportedParameter(
                 refusal + f"{self.api.label}'s API does not document it; nothing was sent",
-                field="init_audio",
-                allowed=ALLOWED["init_audio"],
+                field=extension,
+                allowed=ALLOWED[extension],
             )
         with self._extensions_lock:
             if self._extensions is None:
@@ -371,12 +394,12 @@ class AudioClient:
                     for extension in card["extensions"]
                     if isinstance(extension, str)
                 )
-        if INIT_AUDIO_EXTENSION not in self._extensions:
+        if extension not in self._extensions:
             raise UnsupportedParameter(
-                refusal + f"{display_url(self.url)} does not list the {INIT_AUDIO_EXTENSION!r} extension in "
+                refusal + f"{display_url(self.url)} does not list the {extension!r} extension in "
                 f"GET {MODELS_ROUTE} (FlexAI's FlexServe API does not document it); nothing was sent",
-                field="init_audio",
-                allowed=ALLOWED["init_audio"],
+                field=extension,
+                allowed=ALLOWED[extension],
             )
 
     def _send(self, request: GenerationRequest) -> Clip:
@@ -390,7 +413,7 @@ class AudioClient:
             if value is not None:
                 timings[key] = value
         if request.parameters.init_audio is not None:
-            request = request.with_parameters(init_audio=None)
+            request = request.with_parameters(init_audio=None, keep_ranges=None)
         seed = seed_header(response, self.api.max_seed)  # out of the API's range: InvalidResponse
         return Clip.from_bytes(
             response.content,

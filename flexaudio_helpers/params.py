@@ -49,6 +49,7 @@ DEFAULT_INIT_NOISE_LEVEL = 1.0
 # `init_audio`); the base64 text is 4/3 of that.
 MAX_INIT_AUDIO_BYTES = 10 * 2**20
 MAX_INIT_AUDIO_CHARS = 4 * -(-MAX_INIT_AUDIO_BYTES // 3)
+MAX_KEEP_RANGES = 8  # kept stretches of one window (extend keeps 1, repaint 2)
 
 # What each field accepts, in words, for error messages (and the explorer's tooltips).
 ALLOWED = {
@@ -66,6 +67,9 @@ ALLOWED = {
     "init_noise_level": f"a number above {MIN_INIT_NOISE_LEVEL:g} (the scheduler's sigma_min) up to "
     f"{MAX_INIT_NOISE_LEVEL:g} (its sigma_max), with init_audio",
     "count": f"an integer from 1 to {MAX_VARIATIONS}",
+    "keep_ranges": f"1 to {MAX_KEEP_RANGES} [start, end] pairs of seconds, 0 <= start < end <= "
+    f"{MAX_AUDIO_SECONDS:.4f}, of init_audio to keep in the window (our local endpoint's extension; "
+    "not with init_noise_level)",
 }
 EXTENSION_NOTE = (
     "flexaudio extension, accepted by this project's local endpoint only (its GET /v1/models lists "
@@ -97,6 +101,16 @@ class GenerationParameters(BaseModel):
         + f"Noise added to the source (default {DEFAULT_INIT_NOISE_LEVEL:g}; higher keeps less of it): "
         + ALLOWED["init_noise_level"]
         + ".",
+    )
+
+    keep_ranges: list[list[float]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEEP_RANGES,
+        description="flexaudio extension, accepted by this project's local endpoint only (its GET "
+        "/v1/models lists 'keep_ranges' under 'extensions'): the answer is one whole window that keeps "
+        "these stretches of init_audio and generates the rest (extend, loop and repaint chain such "
+        "windows): " + ALLOWED["keep_ranges"] + ".",
     )
 
     @model_validator(mode="before")
@@ -133,6 +147,28 @@ class GenerationParameters(BaseModel):
                 {"start": start, "end": end, "frame": MIN_AUDIO_SECONDS},
             )
         return start
+
+    @field_validator("keep_ranges")
+    @classmethod
+    def _ranges_inside_the_window(cls, ranges: list[list[float]] | None, info) -> list[list[float]] | None:
+        for pair in ranges or []:
+            if len(pair) != 2 or not 0 <= pair[0] < pair[1] <= MAX_AUDIO_SECONDS:
+                raise PydanticCustomError(
+                    "bad_range", "{pair} is not a range inside the window", {"pair": pair}
+                )
+        if ranges is not None and info.data.get("init_noise_level") is not None:
+            raise PydanticCustomError("keep_with_level", "keep_ranges does not take init_noise_level")
+        return ranges
+
+    @model_validator(mode="after")
+    def _ranges_need_audio(self) -> GenerationParameters:
+        if self.keep_ranges is not None and self.init_audio is None:
+            raise PydanticCustomError(
+                "keep_without_audio",
+                "keep_ranges needs init_audio, the audio to keep",
+                {"field": "keep_ranges"},
+            )
+        return self
 
     @field_validator("init_audio")
     @classmethod
@@ -240,7 +276,7 @@ def vllm_omni_body(request: GenerationRequest) -> dict[str, Any]:
             value=parameters.seed,
             allowed=VLLM_OMNI_ALLOWED_SEED,
         )
-    for name in ("init_audio", "init_noise_level"):
+    for name in ("init_audio", "init_noise_level", "keep_ranges"):
         if getattr(parameters, name) is not None:
             raise InvalidParameters(
                 f"parameters.{name}: audio-to-audio runs on this project's local endpoint (or in this "

@@ -37,7 +37,9 @@ OFFLINE_HEADER = "X-Offline-Model"  # "true" when the audio is noise from random
 # Our own additions to the FlexServe API, listed under "extensions" in our GET /v1/models cards:
 # "init_audio" is audio-to-audio (parameters.init_audio and init_noise_level; see `init_audio`).
 INIT_AUDIO_EXTENSION = "init_audio"
-EXTENSIONS = (INIT_AUDIO_EXTENSION,)
+# "keep_ranges" is one window keeping stretches of init_audio (`longer` chains such windows).
+KEEP_RANGES_EXTENSION = "keep_ranges"
+EXTENSIONS = (INIT_AUDIO_EXTENSION, KEEP_RANGES_EXTENSION)
 
 
 # How deep a request body or a manifest line may nest: they need three levels. Hundreds of levels

@@ -98,7 +98,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_xdist_make_scheduler(config, log):
     """Under `--dist loadfile`, the notebooks and their scan are one unit of work: they run one
-    after another in one worker (02 serves the endpoint that 03 to 06 use, 07 stops it), while the
+    after another in one worker (02 serves the endpoint that 03 to 07 use, 08 stops it), while the
     other worker runs test files."""
     if config.getoption("dist") != "loadfile":
         return None

@@ -146,7 +146,7 @@ def test_a_server_that_cannot_start_fails_with_its_logs(local, monkeypatch):
 
 
 def test_clean_up_on_this_machine_stops_the_recorded_server_once(local):
-    """Notebook 07 with the local target: the recorded process is ended; a second clean-up says so."""
+    """Notebook 08 with the local target: the recorded process is ended; a second clean-up says so."""
     recorded = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         server_process.record("sa", pid=recorded.pid, url="http://127.0.0.1:9", model="offline", port=9)
@@ -196,7 +196,7 @@ time.sleep(600)  # like notebook 02's kernel: alive, never collecting its childr
 
 
 def test_stop_from_another_kernel_while_the_starter_lives(local, tmp_path):
-    """Notebook 07 stops the server that 02's kernel started, with 02's kernel still running.
+    """Notebook 08 stops the server that 02's kernel started, with 02's kernel still running.
 
     The starter used to stay the server's parent, so the ended server stayed a zombie that only the
     starter could collect, and stop() raised psutil's TimeoutExpired after 30 s.

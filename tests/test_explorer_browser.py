@@ -1,7 +1,7 @@
 """The whole tour in a real JupyterLab, in headless Chromium driven by Playwright, as a person runs it.
 
 One JupyterLab serves a temporary copy of notebooks/ with the Makefile's notebook environment (local
-target, offline model, a temporary state folder). In one page, the test opens 01 to 07 in turn, runs
+target, offline model, a temporary state folder). In one page, the test opens 01 to 08 in turn, runs
 all cells of each (pressing Enter at 01's hidden token box, as a person without a token does), leaves
 every notebook open with its kernel running, and saves a screenshot of each to
 test-artifacts/screenshots/. In 05 it also clicks Generate and Compare in the page, then, in History,
@@ -286,7 +286,7 @@ def lab(tmp_path, monkeypatch):
         stop_lab(server)
         from flexaudio_helpers.deploy import LocalDeployment
 
-        LocalDeployment(echo=False).stop(ENDPOINT_NAME)  # in case 07 did not run
+        LocalDeployment(echo=False).stop(ENDPOINT_NAME)  # in case 08 did not run
 
 
 @pytest.mark.timeout(2400)  # the whole tour: minutes on an idle machine, many more on a busy one

@@ -134,7 +134,7 @@ def sleeper() -> subprocess.Popen:
 
 
 def test_clean_up_deletes_on_flexai_and_stops_a_recorded_local_server(flexai, capfd):
-    """Notebook 07 on FlexAI: the endpoint is deleted, and notebook 06's local server is stopped."""
+    """Notebook 08 on FlexAI: the endpoint is deleted, and notebook 06's local server is stopped."""
     deployment = served(flexai)
     local_server = sleeper()
     try:

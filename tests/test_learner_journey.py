@@ -1,10 +1,11 @@
-"""The tour as a learner lives it: one JupyterLab, notebooks 01 to 07 in order, every kernel left running.
+"""The tour as a learner lives it: one JupyterLab, notebooks 01 to 08 in order, every kernel left running.
 
 nbmake gives each notebook a fresh kernel and shuts it down at the end, which hides anything that
 depends on a kernel staying alive (notebook 02's kernel used to stay the parent of the server, so
-07 could not stop it from another kernel). Here a real JupyterLab server runs on a loopback port, each
-notebook gets its own kernel through the server's sessions API (as opening it in JupyterLab does),
-and its code cells run through that kernel's channels. The kernels stay up until the end.
+the cleanup notebook could not stop it from another kernel). Here a real JupyterLab server runs on
+a loopback port, each notebook gets its own kernel through the server's sessions API (as opening
+it in JupyterLab does), and its code cells run through that kernel's channels. The kernels stay up
+until the end.
 
 The kernel's environment is a learner's: an empty HOME, none of the project's variables, no FlexAI
 CLI and no GPU, so `connect()` picks this machine and the offline model. The hidden token prompt of
@@ -186,9 +187,9 @@ def test_tour_in_one_jupyterlab_with_kernels_left_running(tmp_path, journey, ext
                 assert seen_pids, f"{journey}: notebook 02 saved no local server"
         assert not problems, "\n\n".join(problems)
         left = sorted(pid for pid in seen_pids if is_running(pid))
-        assert not left, f"{journey}: servers still running after 07: {left}"
+        assert not left, f"{journey}: servers still running after 08: {left}"
         leftover = sorted(str(path) for path in state.rglob("*") if path.is_file()) if state.exists() else []
-        assert not leftover, f"{journey}: saved state left after 07: {leftover}"
+        assert not leftover, f"{journey}: saved state left after 08: {leftover}"
         joined = "\n".join(all_text)
         leaked = [secret[:6] + "…" for secret in secrets_seen if secret and secret in joined]
         assert not leaked, f"{journey}: secrets in notebook outputs: {leaked}"

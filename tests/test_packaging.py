@@ -85,7 +85,7 @@ STATED_FACTS = [
     ("06", None, "Install `torchsde`"),
     ("03", "`running` means ready", "the model may\nstill be loading"),
     ("02", "cannot be fetched again", "FlexAI documents no way to fetch it again"),
-    ("07", "Delete it when\nyou are done", "does not document a command\nthat deletes an endpoint"),
+    ("08", "Delete it when\nyou are done", "does not document a command\nthat deletes an endpoint"),
     ("04", "NVIDIA A40", "section 5.4"),  # the paper's own speed figures
     ("06", "on an A40", "measure it on your card"),
     ("04", "expect a beat near 128 bpm", "what to listen for and check"),
@@ -115,7 +115,7 @@ def test_peak_gpu_memory_is_measured_from_a_reset():
 
 
 def test_the_flexai_delete_shown_is_marked_undocumented_beside_scale_to_zero():
-    (cell,) = [text for text in _notebook_cells("07", "markdown") if "flexai inference delete" in text]
+    (cell,) = [text for text in _notebook_cells("08", "markdown") if "flexai inference delete" in text]
     assert "not in FlexAI's public docs" in cell and "scale to zero" in cell
 
 

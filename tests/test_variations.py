@@ -190,7 +190,7 @@ def test_init_audio_to_vllm_omni_is_refused_without_sending_anything():
 
 # ----- audio-to-audio through our local endpoint ------------------------------------------
 def test_init_audio_through_the_local_endpoint_records_the_level_and_the_level_matters(client, tmp_path):
-    assert client.models()["data"][0]["extensions"] == ["init_audio"]
+    assert client.models()["data"][0]["extensions"] == ["init_audio", "keep_ranges"]
     source = flac_file(tmp_path / "source.flac", 2.0, rate=22_050)  # resampled and widened by the server
     default = client.generate("rain", init_audio=source, seed=5, **CHEAP)
     assert default.request.parameters.init_noise_level == 1.0  # the default, recorded

@@ -1,9 +1,11 @@
 """The local FlexServe-compatible endpoint: a FastAPI app around an `AudioGenerator`.
 
 Same route, body, bearer auth and WAV response as FlexAI's FlexServe runtime, so every
-notebook and the client work unchanged against either. One extension of ours, listed in
-``GET /v1/models`` as ``"extensions": ["init_audio"]``: audio-to-audio, the source in the body's
-``parameters.init_audio`` (base64 WAV/FLAC, `init_audio`) beside ``parameters.init_noise_level``.
+notebook and the client work unchanged against either. Two extensions of ours, listed in
+``GET /v1/models`` under ``"extensions"``: ``init_audio``, audio-to-audio, the source in the body's
+``parameters.init_audio`` (base64 WAV/FLAC, `init_audio`) beside ``parameters.init_noise_level``;
+and ``keep_ranges``: one whole window keeping those stretches (seconds) of ``init_audio`` and
+generating the rest (`longer.generated_window`), which the client chains into longer pieces.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from .. import init_audio
 from ..errors import InvalidParameters, QueueFull
+from ..longer import generated_window
 from ..params import MAX_INIT_AUDIO_CHARS, GenerationRequest
 from ..protocol import (
     EXTENSIONS,
@@ -134,7 +137,13 @@ def create_app(
     API to anyone who can connect).
     """
     check_api_key(api_key)
-    queue = GenerationQueue(generator.generate, max_waiting=max_waiting)
+
+    def run(request: GenerationRequest, progress, *, source=None, keep=None) -> GeneratedAudio:
+        if keep is None:
+            return generator.generate(request, progress, source=source)
+        return generated_window(generator, request, *keep, progress)
+
+    queue = GenerationQueue(run, max_waiting=max_waiting)
     uploads = asyncio.Semaphore(MAX_SOURCE_UPLOADS)
     decodes = asyncio.Semaphore(MAX_SOURCE_DECODES)
 
@@ -177,10 +186,9 @@ def create_app(
     async def models() -> dict:
         return {"object": "list", "data": [{**generator.describe(), "extensions": list(EXTENSIONS)}]}
 
-    async def _parse_generation(
-        request: Request, limit: int
-    ) -> tuple[GenerationRequest, tuple[np.ndarray, int] | None] | Response:
-        """The validated request (without its source's text) and its source, or the error answer."""
+    async def _parse_generation(request: Request, limit: int) -> tuple[GenerationRequest, dict] | Response:
+        """The validated request (without its source's text) and the queue's options (its source,
+        or what to keep), or the error answer."""
         try:
             raw = await _read_capped(request, limit)
         except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing worth a traceback
@@ -204,16 +212,19 @@ def create_app(
             generation = GenerationRequest.from_body(body)
             del body
             generator.resolve(generation)  # this model's limits, checked before the request waits
-            source = None
+            options = {}
             if generation.parameters.init_audio is not None:
                 async with decodes:
                     source = await asyncio.to_thread(_decode_source, generation)
-                generation = generation.with_parameters(init_audio=None)  # the queue holds samples only
+                ranges = generation.parameters.keep_ranges
+                options = {"source": source} if ranges is None else {"keep": (source[0], ranges)}
+                # the queue holds samples only
+                generation = generation.with_parameters(init_audio=None, keep_ranges=None)
             else:
                 generation.for_source(False)  # a level alone is refused
         except InvalidParameters as exc:
             return error_response(422, str(exc), "invalid_request_error", exc.field)
-        return generation, source
+        return generation, options
 
     def _decode_source(generation: GenerationRequest) -> tuple[np.ndarray, int]:
         source = init_audio.decode(generation.parameters.init_audio, max_seconds=generator.max_seconds)
@@ -242,9 +253,9 @@ def create_app(
             parsed = await _parse_generation(request, MAX_BODY_BYTES if large else TEXT_BODY_BYTES)
         if isinstance(parsed, Response):
             return parsed
-        generation, source = parsed
+        generation, options = parsed
         try:
-            result = await _unless_client_leaves(request, queue.submit(generation, source=source))
+            result = await _unless_client_leaves(request, queue.submit(generation, **options))
         except QueueFull as exc:
             return error_response(503, str(exc), "server_busy", **{"Retry-After": str(exc.retry_after)})
         except Exception as exc:

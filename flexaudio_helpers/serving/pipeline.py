@@ -31,6 +31,7 @@ from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also th
 from ..protocol import OFFLINE_NOTICE
 from ..settings import setting
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
+from .keep import Kept, keeping
 from .offline_model import OFFLINE_MODEL_NAME, build_offline_pipeline, is_offline_folder
 from .speed import (
     HALF_DTYPES,
@@ -243,6 +244,21 @@ class AudioGenerator:
             for clip, seed in zip(clips, seeds, strict=True)
         ]
 
+    def window(
+        self, request: GenerationRequest, keep: Kept, progress: Progress | None = None
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """One whole window that keeps `keep`'s latent frames (see `keep`): its final latents
+        (channels, frames) and their audio (channels, window samples), decoded by the VAE as the
+        pipeline decodes. The request's length is ignored: a window is always the whole window."""
+        resolved = self.resolve(request.with_parameters(audio_start_in_s=0.0, audio_end_in_s=None))
+        with self._lock, torch.inference_mode():
+            latents = call_pipeline(
+                self.pipeline, resolved, [resolved.seed], progress, output_type="latent", keep=keep
+            )
+            vae = self.pipeline.vae
+            audio = vae.decode(latents.to(vae.device, vae.dtype)).sample
+        return latents[0], audio[0].float().cpu().numpy()
+
     def check_source(
         self, request: GenerationRequest, source: Any, init_noise_level: float | None = None
     ) -> tuple[np.ndarray | None, float | None]:
@@ -305,16 +321,22 @@ def call_pipeline(
     source: np.ndarray | None = None,
     init_noise_level: float | None = None,
     output_type: str = "pt",
+    keep: Kept | None = None,
 ) -> torch.Tensor:
     """One call of the public `StableAudioPipeline.__call__`, one take per seed: float32 CPU audio
     (takes, channels, frames), or the final latents with ``output_type="latent"``.
 
     `source` (stereo at the model's rate, checked by `audio_to_audio.source_waveform`) makes it
-    audio-to-audio, starting at `init_noise_level`.
+    audio-to-audio, starting at `init_noise_level`. `keep` keeps those latent frames and
+    generates the rest (`keep.keeping`; not with a source).
     """
+    hooks: list = []
 
     def report(step: int, timestep: torch.Tensor, latents: torch.Tensor) -> None:
-        progress(step + 1, request.num_inference_steps)
+        for hook in hooks:
+            hook(step, timestep, latents)
+        if progress is not None:
+            progress(step + 1, request.num_inference_steps)
 
     # The starting noise comes from these CPU generators, but the scheduler also seeds the noise of
     # every step from generator.initial_seed(), and torchsde draws it on the model's device: the same
@@ -329,6 +351,9 @@ def call_pipeline(
             extra = stack.enter_context(starting_at(pipeline, init_noise_level, generators))
             extra["initial_audio_waveforms"] = padded[None].to(pipeline.vae.device, pipeline.vae.dtype)
             extra["initial_audio_sampling_rate"] = pipeline.vae.config.sampling_rate
+        if keep is not None:
+            extra["latents"], write_kept = keeping(pipeline, keep, generators)
+            hooks.append(write_kept)
         # `callback` (every `callback_steps` steps) is this pipeline's per-step hook in every
         # diffusers we support (0.40 to 0.42): unlike other pipelines it has no `callback_on_step_end`.
         output = pipeline(
@@ -340,7 +365,7 @@ def call_pipeline(
             negative_prompt=request.negative_prompt,
             num_waveforms_per_prompt=len(seeds),
             generator=generators,
-            callback=None if progress is None else report,
+            callback=None if progress is None and not hooks else report,
             callback_steps=1,
             output_type=output_type,
             **extra,
