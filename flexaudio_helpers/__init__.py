@@ -31,7 +31,8 @@ _PUBLIC = {
     "clean_up": "deploy",
     "remember_endpoint": "deploy",
     "choose_model": "deploy.local",
-    "huggingface_login": "deploy.local",
+    "saved_hugging_face_token": "deploy.local",
+    "make_room": "deploy.local",
     # calling them
     "AudioClient": "client",
     "shell_command": "cli",
@@ -91,7 +92,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
         remember_endpoint,
         write_env_file,
     )
-    from .deploy.local import choose_model, huggingface_login
+    from .deploy.local import choose_model, make_room, saved_hugging_face_token
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .inprocess import generate_here, variations_here

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from flexaudio_helpers.deploy import LocalDeployment, clean_up, connect, endpoint, server_process, store
-from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
+from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model, make_room, saved_hugging_face_token
 from flexaudio_helpers.deploy.server_process import STOP_GRACE_SECONDS
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
@@ -222,3 +222,40 @@ def test_stop_from_another_kernel_while_the_starter_lives(local, tmp_path):
     finally:
         starter.kill()
         starter.wait()
+
+
+def test_make_room_says_what_holds_the_model_and_stops_it_only_when_asked(local, capfd):
+    """Notebook 06 with the local target: 02's server is named before the model loads here, kept
+    without the learner's flag, stopped (and its record forgotten) with it, before make_room returns."""
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server_process.record("stable-audio-open", pid=server.pid, url="http://127.0.0.1:9", model="offline")
+        assert make_room(stop_servers=False) == ["stable-audio-open"]
+        out = capfd.readouterr().out
+        assert f"stable-audio-open (pid {server.pid}) holds its own copy" in out and "Kept running" in out
+        assert server.poll() is None and store.load_record("local", "stable-audio-open")
+
+        assert make_room(stop_servers=True) == []
+        assert server.poll() is not None  # ended before make_room returned: the card is free to load
+        out = capfd.readouterr().out
+        assert out.index("holds its own copy") < out.index(f"Stopped stable-audio-open (pid {server.pid})")
+        assert store.load_record("local", "stable-audio-open") is None
+        make_room(stop_servers=True)
+        assert "No local server is running here" in capfd.readouterr().out
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_the_token_notebook_01_saved_is_the_one_every_lookup_finds(local, tmp_path, monkeypatch):
+    """01 saves the token (typed at its prompt) as a local secret, or finds it in .env; 06, serve and
+    load_generator find it there, before an `hf auth login`."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no `hf auth login` here
+    monkeypatch.chdir(tmp_path)
+    assert saved_hugging_face_token() is None
+    (tmp_path / ".env").write_text("HF_TOKEN=hf_fromDotEnv0123456789\n")
+    assert saved_hugging_face_token() == "hf_fromDotEnv0123456789"
+    local.create_secret("MY_HF_TOKEN", "hf_typedAtThePrompt0123456789")
+    assert saved_hugging_face_token() == "hf_typedAtThePrompt0123456789"
+    assert local._hf_token("MY_HF_TOKEN") == "hf_typedAtThePrompt0123456789"

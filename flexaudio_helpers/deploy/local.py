@@ -30,6 +30,8 @@ from .base import Deployment
 from .endpoint_info import Endpoint, EndpointInfo
 
 MODEL_ENV = "FLEXAUDIO_MODEL"
+#: The secret under which notebook 01 stores the Hugging Face token.
+HF_TOKEN_SECRET = "MY_HF_TOKEN"
 OFFLINE = "offline"
 LOG_LINES = 200
 
@@ -78,14 +80,27 @@ def weights_downloaded(model: str) -> bool:
         return False
 
 
-def huggingface_login() -> str | None:
-    """The token of an existing Hugging Face login (HF_TOKEN or `hf auth login`), if any."""
+def secret_path(name: str) -> Path:
+    """Where the local target keeps the secret `name` (mode 0600): notebook 01 saves the token there."""
+    return state_dir() / "secrets" / store.check_name(name, "secret name")
+
+
+def saved_hugging_face_token(secret_name: str | None = HF_TOKEN_SECRET) -> str | None:
+    """The Hugging Face token for downloads on this machine, the one lookup of notebooks 01 and 06,
+    `LocalDeployment.serve` and `load_generator`: the secret `secret_name` that 01 saved here (typed at
+    its prompt, or from ``HF_TOKEN``); else ``HF_TOKEN`` (environment, then ``.env``); else an
+    ``hf auth login`` (`huggingface_hub.get_token`). None when there is none.
+
+    A secret 01 saved on FlexAI stays there: FlexAI does not give its value back.
+    """
+    saved = (read_private(secret_path(secret_name)) or "").strip() if secret_name else ""
+    if saved or setting("HF_TOKEN"):
+        return saved or setting("HF_TOKEN")
     try:
         from huggingface_hub import get_token
-
-        return get_token()
     except ImportError:
-        return setting("HF_TOKEN")
+        return None
+    return get_token()
 
 
 def choose_model(requested: str, *, token: str | None, forced: str | None = None) -> ModelChoice:
@@ -145,28 +160,22 @@ class LocalDeployment(Deployment):
 
     # -- secrets ----------------------------------------------------------------------------
 
-    def _secret_path(self, name: str) -> Path:
-        return state_dir() / "secrets" / store.check_name(name, "secret name")
-
     def create_secret(self, name: str, value: str) -> None:
         """Keep the Hugging Face token in the state folder (mode 0600) for the model download."""
         value = (value or "").strip()
         if not value:
             raise InvalidParameters("the secret value is empty", field="value", allowed="a non-empty token")
-        path = write_private(self._secret_path(name), value)
+        path = write_private(secret_path(name), value)
         print(f"Saved secret {name} in {path} (mode 0600, not shown).")
 
     def secret_exists(self, name: str) -> bool:
         """True when a secret `name` is saved in the state folder."""
-        return self._secret_path(name).is_file()
+        return secret_path(name).is_file()
 
     def _hf_token(self, secret_name: str | None) -> str | None:
-        if secret_name:
-            token = (read_private(self._secret_path(secret_name)) or "").strip()
-            if token:
-                return token
-            print(f"No local secret {secret_name}: using your Hugging Face login, if any.")
-        return huggingface_login()
+        if secret_name and not self.secret_exists(secret_name):
+            print(f"No local secret {secret_name}: using HF_TOKEN or your Hugging Face login, if any.")
+        return saved_hugging_face_token(secret_name)
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -287,6 +296,31 @@ class LocalDeployment(Deployment):
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""
         self.stop(name)
+
+
+def make_room(*, stop_servers: bool) -> list[str]:
+    """Before loading the model in this process: say which local servers (notebook 02's, or one
+    started by the ``flexaudio`` command) already hold a copy of it on this machine, and stop them
+    when `stop_servers` (the learner's choice). Returns the names of the servers still running.
+
+    A server is a separate process with its own copy of the model: on a GPU, two copies of Stable
+    Audio Open need twice the memory. `LocalDeployment.serve` starts one again later.
+    """
+    running = []
+    for name in store.saved_names(server_process.REGISTRY_TARGET):
+        record = server_process.recorded(name)
+        if server_process.running(record):
+            running.append((name, record))
+    if not running:
+        print("No local server is running here: this process will hold the only copy of the model.")
+    for name, record in running:
+        model = record.get("model")
+        print(f"The local server {name} (pid {record['pid']}) holds its own copy of the model ({model}).")
+        if stop_servers:
+            LocalDeployment(echo=False).stop(name)
+        else:
+            print("Kept running: the model is loaded a second time beside it.")
+    return [] if stop_servers else [name for name, _ in running]
 
 
 def _readable_times(record: dict[str, Any]) -> dict[str, Any]:

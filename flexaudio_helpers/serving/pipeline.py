@@ -1,8 +1,9 @@
 """Loading Stable Audio Open (real or offline) and turning requests into audio.
 
 `load_generator("stabilityai/stable-audio-open-1.0")` loads the real weights (gated on the
-Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way, and
-`load_generator("offline")` builds the offline model in code with no network.
+Hugging Face hub: the token notebook 01 saved, ``HF_TOKEN`` or an ``hf auth login``), a local
+diffusers folder loads the same way, and `load_generator("offline")` builds the offline model in
+code with no network.
 
 Speed options (dtype, compile, VAE slicing/tiling, CPU offload) are chosen by device in
 `speed.choose_speed_options`; pass overrides to `load_generator`. Every request runs through
@@ -29,7 +30,6 @@ from ..errors import InvalidParameters, ModelLoadError
 from ..params import MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also the client's limit
 from ..protocol import OFFLINE_NOTICE
-from ..settings import setting
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
 from .offline_model import OFFLINE_MODEL_NAME, build_offline_pipeline, is_offline_folder
 from .speed import (
@@ -376,10 +376,12 @@ def load_generator(
     else:
         from diffusers import StableAudioPipeline
 
+        from ..deploy.local import saved_hugging_face_token
+
         try:
             # Loaded in fp32 (the hub weights' dtype): the text encoder stays fp32, the rest is cast.
             pipeline = StableAudioPipeline.from_pretrained(
-                model, dtype=torch.float32, token=token or setting("HF_TOKEN")
+                model, dtype=torch.float32, token=token or saved_hugging_face_token()
             )
         except Exception as exc:  # hub errors come in many types; all mean "could not load"
             raise ModelLoadError(_load_hint(model, exc)) from None
