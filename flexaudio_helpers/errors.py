@@ -116,6 +116,15 @@ class UnsafeStateError(FlexAudioError):
     """A state folder or private file could be read or changed by someone else (or is a symlink)."""
 
 
+class NonFiniteAudio(FlexAudioError, FloatingPointError):
+    """The model gave NaN or infinite samples (half precision overflowed, or broken weights); the
+    message says which precision ran and what to try."""
+
+
+class SilentAudioWarning(UserWarning):
+    """A generation gave a take whose every sample is below -60 dBFS: silence, not a sound."""
+
+
 class ModelLoadError(FlexAudioError):
     """The local endpoint could not load the requested model."""
 

@@ -7,10 +7,13 @@ torch.compile whose backend cannot compile (as on a machine without a C++ compil
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+from flexaudio_helpers.errors import NonFiniteAudio, SilentAudioWarning
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.serving.offline_model import OUTPUT_GAIN_DB, build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
@@ -133,3 +136,23 @@ def test_half_precision_overflow_falls_back_to_fp32():
     assert generator.pipeline.transformer.dtype == torch.float32
     assert generator.speed.fallbacks == ["float16 gave non-finite audio; using float32"]
     assert np.isfinite(generator.generate(REQUEST).samples).all()
+
+
+def test_every_generation_checks_its_audio(plain):
+    """Not only the half-precision warm-up: a real decoder made to give NaN, then silence, on the
+    loaded fp32 generator (no fallback to make there) gives a typed error, then a warning."""
+    generator, expected = plain
+    decoder = generator.pipeline.vae.decoder
+    outcomes = {
+        float("nan"): pytest.raises(NonFiniteAudio, match="NaN or infinite samples in float32"),
+        0.0: pytest.warns(SilentAudioWarning, match="seed 11 is silent"),
+    }
+    for scale, outcome in outcomes.items():
+        hook = decoder.register_forward_hook(lambda module, inputs, output, scale=scale: output * scale)
+        try:
+            with outcome:
+                generator.generate(REQUEST)
+        finally:
+            hook.remove()
+    with warnings.catch_warnings(category=SilentAudioWarning, action="error"):  # the noise is not silence
+        np.testing.assert_array_equal(generator.generate(REQUEST).samples, expected.samples)

@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidParameters, ModelLoadError
+from ..audio import SILENCE_DBFS
+from ..errors import InvalidParameters, ModelLoadError, NonFiniteAudio, SilentAudioWarning
 from ..params import MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also the client's limit
 from ..protocol import OFFLINE_NOTICE
@@ -246,6 +248,7 @@ class AudioGenerator:
         with self._lock, torch.inference_mode():
             clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
         seconds = time.perf_counter() - started
+        check_output(clips, seeds, self.pipeline.transformer.dtype)
         return [
             GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
             for clip, seed in zip(clips, seeds, strict=True)
@@ -284,16 +287,11 @@ class AudioGenerator:
             "warm-up", num_inference_steps=WARM_UP_STEPS, seed=0, audio_end_in_s=1.0
         )
         try:
-            clip = self.generate(request)
-        except Exception as exc:
-            if not self.options.compile:
+            with warnings.catch_warnings(category=SilentAudioWarning, action="ignore"):
+                self.generate(request)  # two steps: a quiet start is not a fault
+        except NonFiniteAudio:
+            if self.options.dtype not in HALF_DTYPES:
                 raise
-            self.speed.fall_back(
-                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
-            )
-            run_eagerly(self.pipeline.transformer)
-            return False
-        if self.options.dtype in HALF_DTYPES and not np.isfinite(clip.samples).all():
             self.speed.fall_back(
                 f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
                 dtype=torch.float32,
@@ -302,7 +300,33 @@ class AudioGenerator:
             place_pipeline(self.pipeline, self.options, self.device)
             compile_transformer(self.pipeline.transformer, self.options)
             return False
+        except Exception as exc:
+            if not self.options.compile:
+                raise
+            self.speed.fall_back(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
+            )
+            run_eagerly(self.pipeline.transformer)
+            return False
         return True
+
+
+def check_output(clips: torch.Tensor, seeds: list[int], dtype: torch.dtype) -> None:
+    """Every generation's check of its audio (takes, channels, frames): NaN or infinite samples
+    raise `NonFiniteAudio`; a take with every sample below -60 dBFS warns (`SilentAudioWarning`)."""
+    if not torch.isfinite(clips).all():
+        fix = (
+            "half precision overflowed: load the model with load_generator(..., dtype='float32')"
+            if dtype in HALF_DTYPES
+            else "the weights or the request make the model diverge: try another seed or fewer steps"
+        )
+        raise NonFiniteAudio(f"the model gave NaN or infinite samples in {dtype_name(dtype)}; {fix}")
+    peaks = clips.abs().amax(dim=(1, 2))
+    for seed, peak in zip(seeds, peaks.tolist(), strict=True):
+        if peak < 10 ** (SILENCE_DBFS / 20):
+            message = f"the take of seed {seed} is silent (peak below {SILENCE_DBFS:g} dBFS)"
+            log.warning(message)
+            warnings.warn(f"{message}: try another seed or prompt", SilentAudioWarning, stacklevel=3)
 
 
 def call_pipeline(
