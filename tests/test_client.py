@@ -201,3 +201,15 @@ def test_repr_and_curl_command_hide_the_key(fault, tmp_path):
     assert by_curl.headers["Authorization"] == by_client.headers["Authorization"] == f"Bearer {KEY}"
     assert Path(tmp_path / "rain.wav").read_bytes()[:4] == b"RIFF"
     assert shlex.split(command)[0] == "curl"
+
+
+def test_a_generation_past_the_read_timeout_says_how_fast_the_device_is(offline_server):
+    """A slow device (Apple's MPS: minutes for 200 steps) outlasts a read timeout: the error says
+    what the endpoint measured, so the learner knows how long to allow."""
+    with AudioClient(offline_server.url, offline_server.api_key) as client:
+        client.generate("Rain on a tin roof", seed=11, **CHEAP)  # a run of 2 steps measures the device
+    with (
+        AudioClient(offline_server.url, offline_server.api_key, read_timeout=2.0, max_retries=0) as impatient,
+        pytest.raises(GenerationTimeout, match=r"\(cpu\) takes about .* s per step: 1000 steps need about"),
+    ):
+        impatient.generate("Rain on a tin roof", audio_end_in_s=1.0, num_inference_steps=1000)

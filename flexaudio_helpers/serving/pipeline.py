@@ -111,6 +111,10 @@ class AudioGenerator:
         self.speed = SpeedReport(options or choose_speed_options(device))
         # The scheduler keeps per-run state: one run at a time, whoever calls.
         self._lock = threading.Lock()
+        #: Measured by the last run of 2 or more steps (the warm-up on a GPU): seconds per step and
+        #: take, and for the VAE's decoding; None before any.
+        self.seconds_per_step: float | None = None
+        self.decoding_seconds: float | None = None
         pipeline.set_progress_bar_config(disable=True)
         # Casting to half precision and back loses bits (or overflows to inf): keep the original
         # weights on the CPU until the warm-up has shown that half precision works.
@@ -159,6 +163,8 @@ class AudioGenerator:
         }
         if self.speed.fallbacks:
             facts["speed_fallbacks"] = list(self.speed.fallbacks)
+        if self.seconds_per_step is not None:
+            facts["seconds_per_step"] = round(self.seconds_per_step, 4)
         if self.offline:
             facts["notice"] = OFFLINE_NOTICE
         return facts
@@ -244,15 +250,35 @@ class AudioGenerator:
         resolved = self.resolve(request)
         seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
         waveform, level = self.check_source(request, source, init_noise_level)
+        stamps: list[float] = []
+
+        def timed(done: int, total: int) -> None:
+            stamps.append(time.perf_counter())
+            if progress is not None:
+                progress(done, total)
+
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
-        seconds = time.perf_counter() - started
+            clips = call_pipeline(self.pipeline, resolved, seeds, timed, waveform, level)
+        finished = time.perf_counter()
+        seconds = finished - started
+        if len(stamps) >= 2:  # the first step also pays for encoding the prompt: timed from the second
+            self.seconds_per_step = (stamps[-1] - stamps[0]) / (len(stamps) - 1) / count
+            self.decoding_seconds = (finished - stamps[-1]) / count
         check_output(clips, seeds, self.pipeline.transformer.dtype)
         return [
             GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
             for clip, seed in zip(clips, seeds, strict=True)
         ]
+
+    def expected_seconds(self, request: GenerationRequest, count: int = 1) -> float | None:
+        """How long `count` takes of `request` should take on this device, from the last measured
+        run (`seconds_per_step`); None before any. Every step runs on the model's whole window,
+        whatever the clip's length, so only the steps and the takes count."""
+        if self.seconds_per_step is None or self.decoding_seconds is None:
+            return None
+        steps = self.resolve(request, seed=0).num_inference_steps
+        return count * (steps * self.seconds_per_step + self.decoding_seconds)
 
     def check_source(
         self, request: GenerationRequest, source: Any, init_noise_level: float | None = None
