@@ -64,13 +64,16 @@ def endpoint_settings(env_file: str | os.PathLike | None = None) -> tuple[str | 
 
 
 def hugging_face_token() -> str | None:
-    """The Hugging Face token: ``HF_TOKEN`` (environment, then ``.env``), else asked (hidden) when a
+    """The Hugging Face token: what `saved_hugging_face_token` finds (the one notebook 01 saved here,
+    ``HF_TOKEN`` from the environment or ``.env``, an ``hf auth login``), else asked (hidden) when a
     person is here.
 
     Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
     the notebook can skip the step.
     """
-    token = setting("HF_TOKEN")
+    from .deploy.local import saved_hugging_face_token  # one lookup, beside the secrets it reads
+
+    token = saved_hugging_face_token()
     if token:
         return token
     try:

@@ -18,6 +18,7 @@ from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model, make_room, s
 from flexaudio_helpers.deploy.server_process import STOP_GRACE_SECONDS
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
+from flexaudio_helpers.settings import hugging_face_token
 
 STATE_DIRS: list[Path] = []  # every state folder a test used, for the final sweep
 
@@ -248,14 +249,18 @@ def test_make_room_says_what_holds_the_model_and_stops_it_only_when_asked(local,
 
 
 def test_the_token_notebook_01_saved_is_the_one_every_lookup_finds(local, tmp_path, monkeypatch):
-    """01 saves the token (typed at its prompt) as a local secret, or finds it in .env; 06, serve and
-    load_generator find it there, before an `hf auth login`."""
+    """01 saves the token (typed at its prompt) as a local secret, or finds it in .env or a login;
+    01's prompt, 06, serve and load_generator all look in the same places, in the same order."""
+    from huggingface_hub import constants
+
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no `hf auth login` here
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))  # no `hf auth login`
     monkeypatch.chdir(tmp_path)
     assert saved_hugging_face_token() is None
+    (tmp_path / "hf-token").write_text("hf_fromHfAuthLogin0123456789\n")
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_fromHfAuthLogin0123456789"
     (tmp_path / ".env").write_text("HF_TOKEN=hf_fromDotEnv0123456789\n")
-    assert saved_hugging_face_token() == "hf_fromDotEnv0123456789"
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_fromDotEnv0123456789"
     local.create_secret("MY_HF_TOKEN", "hf_typedAtThePrompt0123456789")
-    assert saved_hugging_face_token() == "hf_typedAtThePrompt0123456789"
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_typedAtThePrompt0123456789"
     assert local._hf_token("MY_HF_TOKEN") == "hf_typedAtThePrompt0123456789"
