@@ -31,6 +31,7 @@ from .errors import (
     InvalidAudioResponse,
     InvalidParameters,
     ResponseTooLarge,
+    SilentAudioWarning,
 )
 from .files import atomic_writer
 from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest
@@ -58,6 +59,14 @@ MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # What `Clip.load` decodes at most: 10 minutes of 48 kHz stereo (230 MB as float32), far above the
 # model's 47.55 s, so a file that would decode to gigabytes is refused before it is read.
 MAX_LOAD_SAMPLES = 2 * 48_000 * 600
+
+
+def warn_if_silent(samples: np.ndarray, what: str) -> None:
+    """Warn (`SilentAudioWarning`) when no sample of `samples` reaches `SILENCE_DBFS`: the model
+    made silence, not a sound. Every generation is checked: in the pipeline, and by the client."""
+    if samples.size and float(np.abs(samples).max()) < 10 ** (SILENCE_DBFS / 20):
+        message = f"{what} is silent (peak below {SILENCE_DBFS:g} dBFS): try another seed or prompt"
+        warnings.warn(message, SilentAudioWarning, stacklevel=3)
 
 
 def _check_size(frames: int, channels: int, rate: int, limit: int, what: str, error: type) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from . import __version__, apis, init_audio
-from .audio import Clip
+from .audio import Clip, warn_if_silent
 from .batch import BatchResult, generate_many
 from .errors import (
     AuthenticationError,
@@ -395,7 +395,7 @@ class AudioClient:
                 timings[key] = value
         if request.parameters.init_audio is not None:
             request = request.with_parameters(init_audio=None)
-        return Clip.from_bytes(
+        clip = Clip.from_bytes(
             response.content,
             request=request,
             seed=seed_header(response),
@@ -403,6 +403,8 @@ class AudioClient:
             timings=timings,
             offline=response.headers.get(OFFLINE_HEADER, "").lower() == "true",
         )
+        warn_if_silent(clip.samples, f"the clip of seed {clip.seed}")
+        return clip
 
     def _device_speed(self, request: GenerationRequest) -> str:
         """Why a generation outlasted the read timeout, when the endpoint says how fast its device is

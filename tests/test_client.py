@@ -9,13 +9,16 @@ and records every request, so each test checks the error and the exact number of
 
 from __future__ import annotations
 
+import io
 import secrets
 import shlex
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
-from fault_server import FaultServer, cut, reset, stall
+import soundfile as sf
+from fault_server import FaultServer, cut, reply, reset, stall
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
@@ -25,8 +28,10 @@ from flexaudio_helpers.errors import (
     EndpointUnavailable,
     GenerationTimeout,
     InvalidParameters,
+    SilentAudioWarning,
 )
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.protocol import SEED_HEADER
 from flexaudio_helpers.urls import normalise_url
 
 KEY = f"sk-fault-{secrets.token_hex(16)}"
@@ -213,3 +218,12 @@ def test_a_generation_past_the_read_timeout_says_how_fast_the_device_is(offline_
         pytest.raises(GenerationTimeout, match=r"\(cpu\) takes about .* s per step: 1000 steps need about"),
     ):
         impatient.generate("Rain on a tin roof", audio_end_in_s=1.0, num_inference_steps=1000)
+
+
+def test_a_silent_answer_warns(fault):
+    """The endpoint's audio is checked too: all-zero samples (a real WAV of silence) warn."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((4410, 2)), 44_100, format="WAV", subtype="PCM_16")
+    fault.play(reply(200, buffer.getvalue(), {SEED_HEADER: "5"}, "audio/wav"))
+    with pytest.warns(SilentAudioWarning, match="the clip of seed 5 is silent"):
+        client_for(fault).generate("x")
