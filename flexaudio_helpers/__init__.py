@@ -25,7 +25,7 @@ _PUBLIC = {
     "endpoint": "deploy",
     "find_or_serve": "deploy",
     "write_env_file": "deploy",
-    "hugging_face_token": "settings",
+    "hugging_face_token": "deploy.local",
     "forget_saved_state": "state",
     "LocalDeployment": "deploy",
     "clean_up": "deploy",
@@ -92,7 +92,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
         remember_endpoint,
         write_env_file,
     )
-    from .deploy.local import choose_model, make_room, saved_hugging_face_token
+    from .deploy.local import choose_model, hugging_face_token, make_room, saved_hugging_face_token
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .inprocess import generate_here, variations_here
@@ -100,5 +100,4 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .plots import plot_clip, plot_comparison, plot_spectrogram, plot_sweep, plot_waveform
     from .serving.offline_model import save_offline_model
     from .serving.pipeline import load_generator, pick_device
-    from .settings import hugging_face_token
     from .state import forget_saved_state

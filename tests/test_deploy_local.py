@@ -14,11 +14,16 @@ import psutil
 import pytest
 
 from flexaudio_helpers.deploy import LocalDeployment, clean_up, connect, endpoint, server_process, store
-from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model, make_room, saved_hugging_face_token
+from flexaudio_helpers.deploy.local import (
+    MODEL_ENV,
+    choose_model,
+    hugging_face_token,
+    make_room,
+    saved_hugging_face_token,
+)
 from flexaudio_helpers.deploy.server_process import STOP_GRACE_SECONDS
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
-from flexaudio_helpers.settings import hugging_face_token
 
 STATE_DIRS: list[Path] = []  # every state folder a test used, for the final sweep
 

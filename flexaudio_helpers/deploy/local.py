@@ -9,6 +9,7 @@ variable, never on the command line; the pid, its start time and the port are sa
 
 from __future__ import annotations
 
+import getpass
 import html
 import importlib.util
 import secrets
@@ -32,6 +33,7 @@ from .endpoint_info import Endpoint, EndpointInfo
 MODEL_ENV = "FLEXAUDIO_MODEL"
 #: The secret under which notebook 01 stores the Hugging Face token.
 HF_TOKEN_SECRET = "MY_HF_TOKEN"
+TOKEN_PROMPT = "Hugging Face token (typing stays hidden; press Enter to skip): "
 OFFLINE = "offline"
 LOG_LINES = 200
 
@@ -101,6 +103,24 @@ def saved_hugging_face_token(secret_name: str | None = HF_TOKEN_SECRET) -> str |
     except ImportError:
         return None
     return get_token()
+
+
+def hugging_face_token() -> str | None:
+    """Notebook 01's token: what `saved_hugging_face_token` finds (the token 01 saved here,
+    ``HF_TOKEN`` from the environment or ``.env``, an ``hf auth login``), else asked (hidden) when a
+    person is here.
+
+    Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
+    the notebook can skip the step.
+    """
+    token = saved_hugging_face_token()
+    if token:
+        return token
+    try:
+        token = getpass.getpass(TOKEN_PROMPT)
+    except Exception:  # no stdin here (IPython's StdinNotImplementedError, EOFError): nobody to ask
+        return None
+    return token.strip() or None
 
 
 def choose_model(requested: str, *, token: str | None, forced: str | None = None) -> ModelChoice:
