@@ -234,23 +234,31 @@ def test_make_room_says_what_holds_the_model_and_stops_it_only_when_asked(local,
     """Notebook 06 with the local target: 02's server is named before the model loads here, kept
     without the learner's flag, stopped (and its record forgotten) with it, before make_room returns."""
     server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    offline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        server_process.record("stable-audio-open", pid=server.pid, url="http://127.0.0.1:9", model="offline")
-        assert make_room(stop_servers=False) == ["stable-audio-open"]
+        server_process.record("stable-audio-open", pid=server.pid, url="http://127.0.0.1:9", model=MODEL_ID)
+        server_process.record(
+            "practice", pid=offline.pid, url="http://127.0.0.1:8", model="offline", offline=True
+        )
+        assert make_room(stop_servers=False) == ["practice", "stable-audio-open"]
         out = capfd.readouterr().out
         assert f"stable-audio-open (pid {server.pid}) holds its own copy" in out and "Kept running" in out
         assert server.poll() is None and store.load_record("local", "stable-audio-open")
 
-        assert make_room(stop_servers=True) == []
+        assert make_room(stop_servers=True) == ["practice"]  # the offline model holds no GPU memory
         assert server.poll() is not None  # ended before make_room returned: the card is free to load
+        assert offline.poll() is None
         out = capfd.readouterr().out
         assert out.index("holds its own copy") < out.index(f"Stopped stable-audio-open (pid {server.pid})")
+        assert f"practice (pid {offline.pid}) serves the offline model: no GPU memory, kept" in out
         assert store.load_record("local", "stable-audio-open") is None
+        LocalDeployment(echo=False).stop("practice")
         make_room(stop_servers=True)
         assert "No local server is running here" in capfd.readouterr().out
     finally:
-        server.kill()
-        server.wait()
+        for process in (server, offline):
+            process.kill()
+            process.wait()
 
 
 def test_the_token_notebook_01_saved_is_the_one_every_lookup_finds(local, tmp_path, monkeypatch):

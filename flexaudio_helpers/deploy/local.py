@@ -320,11 +320,14 @@ class LocalDeployment(Deployment):
 
 def make_room(*, stop_servers: bool) -> list[str]:
     """Before loading the model in this process: say which local servers (notebook 02's, or one
-    started by the ``flexaudio`` command) already hold a copy of it on this machine, and stop them
-    when `stop_servers` (the learner's choice). Returns the names of the servers still running.
+    started by the ``flexaudio`` command) already hold a copy of it on this machine, and stop those
+    serving a real model when `stop_servers` (the learner's choice). Returns the names of the
+    servers still running.
 
     A server is a separate process with its own copy of the model: on a GPU, two copies of Stable
-    Audio Open need twice the memory. `LocalDeployment.serve` starts one again later.
+    Audio Open need twice the memory. One serving the offline model holds no GPU memory (its
+    weights are small and on the CPU), so it keeps running. `LocalDeployment.serve` starts a
+    stopped one again later.
     """
     running = []
     for name in store.saved_names(server_process.REGISTRY_TARGET):
@@ -333,14 +336,20 @@ def make_room(*, stop_servers: bool) -> list[str]:
             running.append((name, record))
     if not running:
         print("No local server is running here: this process will hold the only copy of the model.")
+    kept = []
     for name, record in running:
-        model = record.get("model")
-        print(f"The local server {name} (pid {record['pid']}) holds its own copy of the model ({model}).")
+        model, pid = record.get("model"), record["pid"]
+        if record.get("offline"):
+            print(f"The local server {name} (pid {pid}) serves the offline model: no GPU memory, kept.")
+            kept.append(name)
+            continue
+        print(f"The local server {name} (pid {pid}) holds its own copy of the model ({model}).")
         if stop_servers:
             LocalDeployment(echo=False).stop(name)
         else:
             print("Kept running: the model is loaded a second time beside it.")
-    return [] if stop_servers else [name for name, _ in running]
+            kept.append(name)
+    return kept
 
 
 def _readable_times(record: dict[str, Any]) -> dict[str, Any]:
