@@ -277,3 +277,16 @@ def test_the_token_notebook_01_saved_is_the_one_every_lookup_finds(local, tmp_pa
     local.create_secret("MY_HF_TOKEN", "hf_typedAtThePrompt0123456789")
     assert saved_hugging_face_token() == hugging_face_token() == "hf_typedAtThePrompt0123456789"
     assert local._hf_token("MY_HF_TOKEN") == "hf_typedAtThePrompt0123456789"
+
+
+def test_notebook_06_makes_room_before_it_loads_the_model():
+    """06 says what holds the card, and asks the learner's flag, before its first load; its closing
+    text no longer tells the learner to free a copy that the next cell then finds and reuses."""
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "06_local_gpu.ipynb").read_text())
+    code = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    first_load = next(
+        i for i, text in enumerate(code) if "from_pretrained(" in text or "load_generator(" in text
+    )
+    assert any("make_room(stop_servers=STOP_SERVER_FIRST)" in text for text in code[:first_load])
+    prose = " ".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    assert "Free this one first" not in prose and "reuses the one" in prose
