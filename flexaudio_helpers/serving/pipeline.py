@@ -303,8 +303,9 @@ class AudioGenerator:
         return waveform, check_level(level, self.pipeline.scheduler)
 
     def warm_up(self) -> None:
-        """Run a short generation at load: this compiles the transformer and checks that half
-        precision gives finite audio. Falls back to eager, then to fp32, when either fails."""
+        """Run a short generation at load: this compiles the transformer, checks that half precision
+        gives finite audio and times a step (`seconds_per_step`). Falls back to eager, then to fp32,
+        when either fails."""
         while not self._warm_up_once():
             pass
 

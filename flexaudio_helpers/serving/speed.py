@@ -51,7 +51,7 @@ class SpeedOptions:
     vae_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
-    warm_up: bool = False  # one short generation at load (compiles, checks half precision)
+    warm_up: bool = False  # one short generation at load (compiles, checks half precision, times a step)
 
     def describe(self) -> dict[str, Any]:
         """The options as JSON-friendly values (for `/v1/models` and the bench table)."""
