@@ -25,13 +25,14 @@ _PUBLIC = {
     "endpoint": "deploy",
     "find_or_serve": "deploy",
     "write_env_file": "deploy",
-    "hugging_face_token": "settings",
+    "hugging_face_token": "deploy.local",
     "forget_saved_state": "state",
     "LocalDeployment": "deploy",
     "clean_up": "deploy",
     "remember_endpoint": "deploy",
     "choose_model": "deploy.local",
-    "huggingface_login": "deploy.local",
+    "saved_hugging_face_token": "deploy.local",
+    "make_room": "deploy.local",
     # calling them
     "AudioClient": "client",
     "shell_command": "cli",
@@ -94,7 +95,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
         remember_endpoint,
         write_env_file,
     )
-    from .deploy.local import choose_model, huggingface_login
+    from .deploy.local import choose_model, hugging_face_token, make_room, saved_hugging_face_token
     from .errors import FlexAudioError, InvalidParameters
     from .explorer import explore
     from .inprocess import generate_here, variations_here
@@ -104,5 +105,4 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time the names load o
     from .serving.offline_model import save_offline_model
     from .serving.pipeline import load_generator
     from .serving.speed import pick_device
-    from .settings import hugging_face_token
     from .state import forget_saved_state

@@ -3,8 +3,8 @@
 A `Clip` is what `AudioClient.generate()` returns. It saves itself as WAV or FLAC with the
 request and seed in the file's metadata (so any saved clip can be regenerated), and shows
 itself in Jupyter as a small MP3 player (MP3 plays in Chrome, Firefox and Safari; Ogg Vorbis
-not in Safari) with one line of facts, about 12x lighter than `IPython.display.Audio`'s 16-bit
-WAV (bench/embed_size.py).
+not in Safari) with one line of facts, about 11x lighter than `IPython.display.Audio`'s 16-bit
+WAV; 10 s encode in about 0.13 s (bench/embed_size.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import lameenc
 import numpy as np
 import soundfile as sf
 
@@ -32,6 +33,7 @@ from .errors import (
     InvalidAudioResponse,
     InvalidParameters,
     ResponseTooLarge,
+    SilentAudioWarning,
 )
 from .files import atomic_writer
 from .params import MAX_AUDIO_SECONDS, MAX_SEED, GenerationRequest, shorten
@@ -44,8 +46,13 @@ METADATA_KEY = "flexaudio"
 WAV_METADATA_LIMIT = 2000
 CLIPPING_LEVEL = 0.999  # 16-bit full scale is 32767/32768 = 0.99997
 SILENCE_DBFS = -60.0
-# Variable-bitrate MP3 quality for the inline player: 0 = best, 1 = smallest. 0.5 (about
-# 120 kbit/s) keeps 10 s of stereo near 200 KB of HTML (bench/embed_size.py), under the 250 KB goal.
+# The inline player's MP3: constant 128 kbit/s (10 s of stereo is 214 KB of HTML, under the 250 KB
+# goal), encoded by LAME through lameenc in its fast mode (quality 7 of 0 = best to 9 = fastest):
+# 5x faster than libsndfile's MP3, which leaves LAME's quality at its slower default
+# (bench/embed_size.py and bench/RESULTS.md).
+MP3_KBPS = 128
+MP3_QUALITY = 7
+# Ogg Vorbis quality, for clips MP3 cannot hold: 0 = best, 1 = smallest.
 EMBED_COMPRESSION = 0.5
 # The most metadata text `Clip.load` reads or inflates: twice the longest request `save` writes
 # (two 2,000-character prompts of non-ASCII, 12 bytes each as JSON escapes: 48 KB).
@@ -54,6 +61,14 @@ MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # What `Clip.load` decodes at most: 10 minutes of 48 kHz stereo (230 MB as float32), far above the
 # model's 47.55 s, so a file that would decode to gigabytes is refused before it is read.
 MAX_LOAD_SAMPLES = 2 * 48_000 * 600
+
+
+def warn_if_silent(samples: np.ndarray, what: str) -> None:
+    """Warn (`SilentAudioWarning`) when no sample of `samples` reaches `SILENCE_DBFS`: the model
+    made silence, not a sound. Every generation is checked: in the pipeline, and by the client."""
+    if samples.size and float(np.abs(samples).max()) < 10 ** (SILENCE_DBFS / 20):
+        message = f"{what} is silent (peak below {SILENCE_DBFS:g} dBFS): try another seed or prompt"
+        warnings.warn(message, SilentAudioWarning, stacklevel=3)
 
 
 def _check_size(frames: int, channels: int, rate: int, limit: int, what: str, error: type) -> None:
@@ -412,13 +427,22 @@ class Clip:
 
     # ----- display -------------------------------------------------------------------------
     def encode(self, fmt: str = "MP3", *, compression: float = EMBED_COMPRESSION) -> bytes:
-        """The clip as compressed bytes: variable-bitrate MP3 by default, or "OGG" (Vorbis)."""
-        options = {
-            "MP3": {"bitrate_mode": "VARIABLE", "compression_level": compression},
-            "OGG": {"subtype": "VORBIS", "compression_level": compression},
-        }.get(fmt, {})
+        """The clip as compressed bytes: MP3 at `MP3_KBPS` (1 or 2 channels at 8-48 kHz), or "OGG"
+        (Vorbis at `compression`: 0 = best, 1 = smallest)."""
+        samples = np.clip(self.samples, -1.0, 1.0)
+        if fmt == "MP3":
+            encoder = lameenc.Encoder()
+            encoder.set_channels(self.channels)
+            encoder.set_in_sample_rate(self.sample_rate)
+            encoder.set_out_sample_rate(self.sample_rate)  # else LAME may resample, to suit the bitrate
+            encoder.set_bit_rate(MP3_KBPS)
+            encoder.set_quality(MP3_QUALITY)
+            pcm = np.round(samples.T * 32767).astype("<i2").tobytes()  # interleaved 16-bit
+            return bytes(encoder.encode(pcm) + encoder.flush())
         buffer = io.BytesIO()
-        sf.write(buffer, np.clip(self.samples, -1.0, 1.0).T, self.sample_rate, format=fmt, **options)
+        sf.write(
+            buffer, samples.T, self.sample_rate, format=fmt, subtype="VORBIS", compression_level=compression
+        )
         return buffer.getvalue()
 
     def summary(self) -> str:

@@ -34,12 +34,13 @@ from typing import Any
 import httpx
 
 from . import __version__, apis, init_audio
-from .audio import Clip
+from .audio import Clip, warn_if_silent
 from .batch import BatchResult, generate_many
 from .errors import (
     AuthenticationError,
     EndpointNotConfigured,
     EndpointNotFound,
+    FlexAudioError,
     GenerationFailed,
     GenerationTimeout,
     UnsupportedParameter,
@@ -406,7 +407,10 @@ class AudioClient:
         """POST one prepared request; the clip records it without its source's audio."""
         body = self.api.body(request)
         started = time.perf_counter()
-        response = self._call("POST", self.api.route, body, advice=apis.not_found_advice(self.api))
+        try:
+            response = self._call("POST", self.api.route, body, advice=apis.not_found_advice(self.api))
+        except GenerationTimeout as exc:
+            raise GenerationTimeout(f"{exc}{self._device_speed(request)}") from None
         timings = {"request": time.perf_counter() - started}
         for key, header in (("generation", GENERATION_SECONDS_HEADER), ("queue", QUEUE_SECONDS_HEADER)):
             value = header_number(response, header)
@@ -415,7 +419,7 @@ class AudioClient:
         if request.parameters.init_audio is not None:
             request = request.with_parameters(init_audio=None, keep_ranges=None)
         seed = seed_header(response, self.api.max_seed)  # out of the API's range: InvalidResponse
-        return Clip.from_bytes(
+        clip = Clip.from_bytes(
             response.content,
             request=request,
             seed=seed if self.api.seed_from_header else request.parameters.seed,
@@ -423,6 +427,20 @@ class AudioClient:
             timings=timings,
             offline=response.headers.get(OFFLINE_HEADER, "").lower() == "true",
         )
+        warn_if_silent(clip.samples, f"the clip of seed {clip.seed}")
+        return clip
+
+    def _device_speed(self, request: GenerationRequest) -> str:
+        """Why a generation outlasted the read timeout, when the endpoint says how fast its device is
+        (our endpoint's ``seconds_per_step`` in ``/v1/models``, e.g. minutes on Apple's MPS)."""
+        try:
+            model = self.models()["data"][0]
+            per_step = float(model["seconds_per_step"])
+        except (FlexAudioError, LookupError, TypeError, ValueError):
+            return ""
+        steps = request.parameters.num_inference_steps
+        need = f": {steps} steps need about {steps * per_step:.0f} s" if steps else ""
+        return f". Its device ({model.get('device')}) takes about {per_step:.2g} s per step{need}"
 
     def generate_many(
         self,

@@ -125,6 +125,15 @@ class UnsafeStateError(FlexAudioError):
     symlink), or a ``.env`` value would pull in another variable (``${...}``)."""
 
 
+class NonFiniteAudio(FlexAudioError, FloatingPointError):
+    """The model gave NaN or infinite samples (half precision overflowed, or broken weights); the
+    message says which precision ran and what to try."""
+
+
+class SilentAudioWarning(UserWarning):
+    """A generation gave a take whose every sample is below -60 dBFS: silence, not a sound."""
+
+
 class ModelLoadError(FlexAudioError):
     """The local endpoint could not load the requested model."""
 

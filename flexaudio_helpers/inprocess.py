@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .audio import Clip
     from .serving.pipeline import AudioGenerator
 
+# Runs expected to take longer than this say so before they start (on MPS, 200 steps take minutes).
+LONG_RUN_SECONDS = 60.0
 _generation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexaudio-generate")
 
 
@@ -81,6 +83,12 @@ def _run(
         parameters = {**parameters, "init_noise_level": level}
     request = as_request(prompt_or_request, **parameters).for_source(source is not None)
     steps = generator.resolve(request, seed=0).num_inference_steps
+    expected = generator.expected_seconds(request, count or 1)
+    if expected is not None and expected > LONG_RUN_SECONDS:
+        print(
+            f"Expected: about {expected / 60:.1f} min on {generator.device} "
+            f"({generator.seconds_per_step:.2f} s per step, as its last run measured)."
+        )
     started = time.perf_counter()
     last_step = started
     with tqdm(total=steps, desc="denoising", unit="step") as bar:

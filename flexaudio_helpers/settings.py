@@ -14,7 +14,6 @@ environment, so a cloned folder's ``.env`` could send the learner's token to its
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from .protocol import INFERENCE_API_KEY_ENV, INFERENCE_URL_ENV
 
 # The source checkout this package runs from (editable installs); unused when no pyproject is there.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TOKEN_PROMPT = "Hugging Face token (typing stays hidden; press Enter to skip): "
 
 
 def _value(text: str | None) -> str | None:
@@ -91,20 +89,3 @@ def endpoint_settings(env_file: str | os.PathLike | None = None) -> tuple[str | 
     path = dotenv_path(env_file)
     values = read_dotenv(path, (INFERENCE_URL_ENV, INFERENCE_API_KEY_ENV)) if path else {}
     return _value(values.get(INFERENCE_URL_ENV)), _value(values.get(INFERENCE_API_KEY_ENV)), str(path)
-
-
-def hugging_face_token() -> str | None:
-    """The Hugging Face token: ``HF_TOKEN`` (environment, then ``.env``), else asked (hidden) when a
-    person is here.
-
-    Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
-    the notebook can skip the step.
-    """
-    token = setting("HF_TOKEN")
-    if token:
-        return token
-    try:
-        token = getpass.getpass(TOKEN_PROMPT)
-    except Exception:  # no stdin here (IPython's StdinNotImplementedError, EOFError): nobody to ask
-        return None
-    return token.strip() or None

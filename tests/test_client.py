@@ -9,13 +9,16 @@ and records every request, so each test checks the error and the exact number of
 
 from __future__ import annotations
 
+import io
 import secrets
 import shlex
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
-from fault_server import FaultServer, cut, reset, stall
+import soundfile as sf
+from fault_server import FaultServer, cut, reply, reset, stall
 
 from flexaudio_helpers.audio import Clip
 from flexaudio_helpers.client import AudioClient
@@ -25,8 +28,10 @@ from flexaudio_helpers.errors import (
     EndpointUnavailable,
     GenerationTimeout,
     InvalidParameters,
+    SilentAudioWarning,
 )
 from flexaudio_helpers.params import GenerationRequest
+from flexaudio_helpers.protocol import SEED_HEADER
 from flexaudio_helpers.urls import normalise_url
 
 KEY = f"sk-fault-{secrets.token_hex(16)}"
@@ -201,3 +206,24 @@ def test_repr_and_curl_command_hide_the_key(fault, tmp_path):
     assert by_curl.headers["Authorization"] == by_client.headers["Authorization"] == f"Bearer {KEY}"
     assert Path(tmp_path / "rain.wav").read_bytes()[:4] == b"RIFF"
     assert shlex.split(command)[0] == "curl"
+
+
+def test_a_generation_past_the_read_timeout_says_how_fast_the_device_is(offline_server):
+    """A slow device (Apple's MPS: minutes for 200 steps) outlasts a read timeout: the error says
+    what the endpoint measured, so the learner knows how long to allow."""
+    with AudioClient(offline_server.url, offline_server.api_key) as client:
+        client.generate("Rain on a tin roof", seed=11, **CHEAP)  # a run of 2 steps measures the device
+    with (
+        AudioClient(offline_server.url, offline_server.api_key, read_timeout=2.0, max_retries=0) as impatient,
+        pytest.raises(GenerationTimeout, match=r"\(cpu\) takes about .* s per step: 1000 steps need about"),
+    ):
+        impatient.generate("Rain on a tin roof", audio_end_in_s=1.0, num_inference_steps=1000)
+
+
+def test_a_silent_answer_warns(fault):
+    """The endpoint's audio is checked too: all-zero samples (a real WAV of silence) warn."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((4410, 2)), 44_100, format="WAV", subtype="PCM_16")
+    fault.play(reply(200, buffer.getvalue(), {SEED_HEADER: "5"}, "audio/wav"))
+    with pytest.warns(SilentAudioWarning, match="the clip of seed 5 is silent"):
+        client_for(fault).generate("x")

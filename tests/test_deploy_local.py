@@ -14,7 +14,13 @@ import psutil
 import pytest
 
 from flexaudio_helpers.deploy import LocalDeployment, clean_up, connect, endpoint, server_process, store
-from flexaudio_helpers.deploy.local import MODEL_ENV, choose_model
+from flexaudio_helpers.deploy.local import (
+    MODEL_ENV,
+    choose_model,
+    hugging_face_token,
+    make_room,
+    saved_hugging_face_token,
+)
 from flexaudio_helpers.deploy.server_process import STOP_GRACE_SECONDS
 from flexaudio_helpers.errors import EndpointFailed, EndpointNotFound, EndpointUnavailable
 from flexaudio_helpers.params import MODEL_ID
@@ -222,3 +228,65 @@ def test_stop_from_another_kernel_while_the_starter_lives(local, tmp_path):
     finally:
         starter.kill()
         starter.wait()
+
+
+def test_make_room_says_what_holds_the_model_and_stops_it_only_when_asked(local, capfd):
+    """Notebook 06 with the local target: 02's server is named before the model loads here, kept
+    without the learner's flag, stopped (and its record forgotten) with it, before make_room returns."""
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    offline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server_process.record("stable-audio-open", pid=server.pid, url="http://127.0.0.1:9", model=MODEL_ID)
+        server_process.record(
+            "practice", pid=offline.pid, url="http://127.0.0.1:8", model="offline", offline=True
+        )
+        assert make_room(stop_servers=False) == ["practice", "stable-audio-open"]
+        out = capfd.readouterr().out
+        assert f"stable-audio-open (pid {server.pid}) holds its own copy" in out and "Kept running" in out
+        assert server.poll() is None and store.load_record("local", "stable-audio-open")
+
+        assert make_room(stop_servers=True) == ["practice"]  # the offline model holds no GPU memory
+        assert server.poll() is not None  # ended before make_room returned: the card is free to load
+        assert offline.poll() is None
+        out = capfd.readouterr().out
+        assert out.index("holds its own copy") < out.index(f"Stopped stable-audio-open (pid {server.pid})")
+        assert f"practice (pid {offline.pid}) serves the offline model: no GPU memory, kept" in out
+        assert store.load_record("local", "stable-audio-open") is None
+        LocalDeployment(echo=False).stop("practice")
+        make_room(stop_servers=True)
+        assert "No local server is running here" in capfd.readouterr().out
+    finally:
+        for process in (server, offline):
+            process.kill()
+            process.wait()
+
+
+def test_the_token_notebook_01_saved_is_the_one_every_lookup_finds(local, tmp_path, monkeypatch):
+    """01 saves the token (typed at its prompt) as a local secret, or finds it in .env or a login;
+    01's prompt, 06, serve and load_generator all look in the same places, in the same order."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))  # no `hf auth login`
+    monkeypatch.chdir(tmp_path)
+    assert saved_hugging_face_token() is None
+    (tmp_path / "hf-token").write_text("hf_fromHfAuthLogin0123456789\n")
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_fromHfAuthLogin0123456789"
+    (tmp_path / ".env").write_text("HF_TOKEN=hf_fromDotEnv0123456789\n")
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_fromDotEnv0123456789"
+    local.create_secret("MY_HF_TOKEN", "hf_typedAtThePrompt0123456789")
+    assert saved_hugging_face_token() == hugging_face_token() == "hf_typedAtThePrompt0123456789"
+    assert local._hf_token("MY_HF_TOKEN") == "hf_typedAtThePrompt0123456789"
+
+
+def test_notebook_06_makes_room_before_it_loads_the_model():
+    """06 says what holds the card, and asks the learner's flag, before its first load; its closing
+    text no longer tells the learner to free a copy that the next cell then finds and reuses."""
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "06_local_gpu.ipynb").read_text())
+    code = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    first_load = next(
+        i for i, text in enumerate(code) if "from_pretrained(" in text or "load_generator(" in text
+    )
+    assert any("make_room(stop_servers=STOP_SERVER_FIRST)" in text for text in code[:first_load])
+    prose = " ".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    assert "Free this one first" not in prose and "reuses the one" in prose

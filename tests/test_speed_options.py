@@ -7,10 +7,14 @@ torch.compile whose backend cannot compile (as on a machine without a C++ compil
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+from flexaudio_helpers import inprocess
+from flexaudio_helpers.errors import NonFiniteAudio, SilentAudioWarning
 from flexaudio_helpers.params import GenerationRequest
 from flexaudio_helpers.serving.offline_model import OUTPUT_GAIN_DB, build_offline_pipeline
 from flexaudio_helpers.serving.pipeline import AudioGenerator, load_generator
@@ -160,3 +164,41 @@ def test_half_precision_overflow_falls_back_to_fp32():
     assert generator.pipeline.transformer.dtype == torch.float32
     assert generator.speed.fallbacks == ["float16 gave non-finite audio; using float32"]
     assert np.isfinite(generator.generate(REQUEST).samples).all()
+
+
+def test_every_generation_checks_its_audio(plain):
+    """Not only the half-precision warm-up: a real decoder made to give NaN, then silence, on the
+    loaded fp32 generator (no fallback to make there) gives a typed error, then a warning."""
+    generator, expected = plain
+    decoder = generator.pipeline.vae.decoder
+    outcomes = {
+        float("nan"): pytest.raises(NonFiniteAudio, match="NaN or infinite samples in float32"),
+        0.0: pytest.warns(SilentAudioWarning, match="seed 11 is silent"),
+    }
+    for scale, outcome in outcomes.items():
+        hook = decoder.register_forward_hook(lambda module, inputs, output, scale=scale: output * scale)
+        try:
+            with outcome:
+                generator.generate(REQUEST)
+        finally:
+            hook.remove()
+    with warnings.catch_warnings(category=SilentAudioWarning, action="error"):  # the noise is not silence
+        np.testing.assert_array_equal(generator.generate(REQUEST).samples, expected.samples)
+
+
+def test_apple_mps_gets_fp32_and_a_warm_up_that_times_it():
+    options = choose_speed_options("mps")
+    assert (options.dtype, options.warm_up, options.cpu_offload) == (torch.float32, True, False)
+
+
+def test_the_expected_time_comes_from_the_last_run(plain, monkeypatch, capsys):
+    generator, _ = plain
+    generator.generate(REQUEST)  # 2 steps: the time of the second, and of decoding
+    assert generator.describe()["seconds_per_step"] == round(generator.seconds_per_step, 4) > 0
+    long = REQUEST.with_parameters(num_inference_steps=200)
+    expected = 200 * generator.seconds_per_step + generator.decoding_seconds
+    assert generator.expected_seconds(long) == pytest.approx(expected)
+    assert generator.expected_seconds(long, 3) == pytest.approx(3 * expected)
+    monkeypatch.setattr(inprocess, "LONG_RUN_SECONDS", 0.0)  # said before any run longer than this
+    inprocess.generate_here(generator, REQUEST)
+    assert capsys.readouterr().out.startswith("Expected: about ")

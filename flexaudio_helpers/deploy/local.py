@@ -9,6 +9,7 @@ variable, never on the command line; the pid, its start time and the port are sa
 
 from __future__ import annotations
 
+import getpass
 import html
 import importlib.util
 import secrets
@@ -29,6 +30,9 @@ from .base import Deployment
 from .endpoint_info import Endpoint, EndpointInfo
 
 MODEL_ENV = "FLEXAUDIO_MODEL"
+#: The secret under which notebook 01 stores the Hugging Face token.
+HF_TOKEN_SECRET = "MY_HF_TOKEN"
+TOKEN_PROMPT = "Hugging Face token (typing stays hidden; press Enter to skip): "
 OFFLINE = "offline"
 LOG_LINES = 200
 
@@ -76,14 +80,45 @@ def weights_downloaded(model: str) -> bool:
         return False
 
 
-def huggingface_login() -> str | None:
-    """The token of an existing Hugging Face login (HF_TOKEN or `hf auth login`), if any."""
+def secret_path(name: str) -> Path:
+    """Where the local target keeps the secret `name` (mode 0600): notebook 01 saves the token there."""
+    return state_dir() / "secrets" / store.check_name(name, "secret name")
+
+
+def saved_hugging_face_token(secret_name: str | None = HF_TOKEN_SECRET) -> str | None:
+    """The Hugging Face token for downloads on this machine, the one lookup of notebooks 01 and 06,
+    `LocalDeployment.serve` and `load_generator`: the secret `secret_name` that 01 saved here (typed at
+    its prompt, or from ``HF_TOKEN``); else ``HF_TOKEN`` (environment, then ``.env``); else an
+    ``hf auth login`` (`huggingface_hub.get_token`). None when there is none.
+
+    A secret 01 saved on FlexAI stays there: FlexAI does not give its value back.
+    """
+    saved = (read_private(secret_path(secret_name)) or "").strip() if secret_name else ""
+    if saved or setting("HF_TOKEN"):
+        return saved or setting("HF_TOKEN")
     try:
         from huggingface_hub import get_token
-
-        return get_token()
     except ImportError:
-        return setting("HF_TOKEN")
+        return None
+    return get_token()
+
+
+def hugging_face_token() -> str | None:
+    """Notebook 01's token: what `saved_hugging_face_token` finds (the token 01 saved here,
+    ``HF_TOKEN`` from the environment or ``.env``, an ``hf auth login``), else asked (hidden) when a
+    person is here.
+
+    Returns None when the person presses Enter, or when nobody can answer (e.g. under nbmake), so
+    the notebook can skip the step.
+    """
+    token = saved_hugging_face_token()
+    if token:
+        return token
+    try:
+        token = getpass.getpass(TOKEN_PROMPT)
+    except Exception:  # no stdin here (IPython's StdinNotImplementedError, EOFError): nobody to ask
+        return None
+    return token.strip() or None
 
 
 def choose_model(requested: str, *, token: str | None, forced: str | None = None) -> ModelChoice:
@@ -142,28 +177,22 @@ class LocalDeployment(Deployment):
 
     # -- secrets ----------------------------------------------------------------------------
 
-    def _secret_path(self, name: str) -> Path:
-        return state_dir() / "secrets" / store.check_name(name, "secret name")
-
     def create_secret(self, name: str, value: str) -> None:
         """Keep the Hugging Face token in the state folder (mode 0600) for the model download."""
         value = (value or "").strip()
         if not value:
             raise InvalidParameters("the secret value is empty", field="value", allowed="a non-empty token")
-        path = write_private(self._secret_path(name), value)
+        path = write_private(secret_path(name), value)
         print(f"Saved secret {name} in {path} (mode 0600, not shown).")
 
     def secret_exists(self, name: str) -> bool:
         """True when a secret `name` is saved in the state folder."""
-        return self._secret_path(name).is_file()
+        return secret_path(name).is_file()
 
     def _hf_token(self, secret_name: str | None) -> str | None:
-        if secret_name:
-            token = (read_private(self._secret_path(secret_name)) or "").strip()
-            if token:
-                return token
-            print(f"No local secret {secret_name}: using your Hugging Face login, if any.")
-        return huggingface_login()
+        if secret_name and not self.secret_exists(secret_name):
+            print(f"No local secret {secret_name}: using HF_TOKEN or your Hugging Face login, if any.")
+        return saved_hugging_face_token(secret_name)
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -279,6 +308,40 @@ class LocalDeployment(Deployment):
     def delete(self, name: str) -> None:
         """Same as `stop` locally: there is nothing else to remove."""
         self.stop(name)
+
+
+def make_room(*, stop_servers: bool) -> list[str]:
+    """Before loading the model in this process: say which local servers (notebook 02's, or one
+    started by the ``flexaudio`` command) already hold a copy of it on this machine, and stop those
+    serving a real model when `stop_servers` (the learner's choice). Returns the names of the
+    servers still running.
+
+    A server is a separate process with its own copy of the model: on a GPU, two copies of Stable
+    Audio Open need twice the memory. One serving the offline model holds no GPU memory (its
+    weights are small and on the CPU), so it keeps running. `LocalDeployment.serve` starts a
+    stopped one again later.
+    """
+    running = []
+    for name in store.saved_names(store.LOCAL):
+        record = server_process.recorded(name)
+        if server_process.running(record):
+            running.append((name, record))
+    if not running:
+        print("No local server is running here: this process will hold the only copy of the model.")
+    kept = []
+    for name, record in running:
+        model, pid = record.get("model"), record["pid"]
+        if record.get("offline"):
+            print(f"The local server {name} (pid {pid}) serves the offline model: no GPU memory, kept.")
+            kept.append(name)
+            continue
+        print(f"The local server {name} (pid {pid}) holds its own copy of the model ({model}).")
+        if stop_servers:
+            LocalDeployment(echo=False).stop(name)
+        else:
+            print("Kept running: the model is loaded a second time beside it.")
+            kept.append(name)
+    return kept
 
 
 def _readable_times(record: dict[str, Any]) -> dict[str, Any]:

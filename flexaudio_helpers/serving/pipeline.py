@@ -1,8 +1,9 @@
 """Loading Stable Audio Open (real or offline) and turning requests into audio.
 
 `load_generator("stabilityai/stable-audio-open-1.0")` loads the real weights (gated on the
-Hugging Face hub: set ``HF_TOKEN``), a local diffusers folder loads the same way, and
-`load_generator("offline")` builds the offline model in code with no network.
+Hugging Face hub: the token notebook 01 saved, ``HF_TOKEN`` or an ``hf auth login``), a local
+diffusers folder loads the same way, and `load_generator("offline")` builds the offline model in
+code with no network.
 
 Speed options (dtype, compile, VAE slicing/tiling, CPU offload) are chosen by device in
 `speed.choose_speed_options`; pass overrides to `load_generator`. Every request runs through
@@ -16,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidParameters, ModelLoadError
+from ..audio import warn_if_silent
+from ..errors import InvalidParameters, ModelLoadError, NonFiniteAudio, SilentAudioWarning
 from ..params import MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also the client's limit
 from ..protocol import OFFLINE_NOTICE
-from ..settings import setting
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
 from .keep import Kept, keeping
 from .offline_model import OFFLINE_MODEL_NAME, build_offline_pipeline, is_offline_folder
@@ -102,6 +104,10 @@ class AudioGenerator:
         self.speed = SpeedReport(options or choose_speed_options(device))
         # The scheduler keeps per-run state: one run at a time, whoever calls.
         self._lock = threading.Lock()
+        #: Measured by the last run of 2 or more steps (the warm-up on a GPU): seconds per step and
+        #: take, and for the VAE's decoding; None before any.
+        self.seconds_per_step: float | None = None
+        self.decoding_seconds: float | None = None
         pipeline.set_progress_bar_config(disable=True)
         # Casting to half precision and back loses bits (or overflows to inf): keep the original
         # weights on the CPU until the warm-up has shown that half precision works.
@@ -150,6 +156,8 @@ class AudioGenerator:
         }
         if self.speed.fallbacks:
             facts["speed_fallbacks"] = list(self.speed.fallbacks)
+        if self.seconds_per_step is not None:
+            facts["seconds_per_step"] = round(self.seconds_per_step, 4)
         if self.offline:
             facts["notice"] = OFFLINE_NOTICE
         return facts
@@ -235,10 +243,22 @@ class AudioGenerator:
         resolved = self.resolve(request)
         seeds = [(resolved.seed + take) % (MAX_SEED + 1) for take in range(count)]
         waveform, level = self.check_source(request, source, init_noise_level)
+        stamps: list[float] = []
+
+        def timed(done: int, total: int) -> None:
+            stamps.append(time.perf_counter())
+            if progress is not None:
+                progress(done, total)
+
         started = time.perf_counter()
         with self._lock, torch.inference_mode():
-            clips = call_pipeline(self.pipeline, resolved, seeds, progress, waveform, level)
-        seconds = time.perf_counter() - started
+            clips = call_pipeline(self.pipeline, resolved, seeds, timed, waveform, level)
+        finished = time.perf_counter()
+        seconds = finished - started
+        if len(stamps) >= 2:  # the first step also pays for encoding the prompt: timed from the second
+            self.seconds_per_step = (stamps[-1] - stamps[0]) / (len(stamps) - 1) / count
+            self.decoding_seconds = (finished - stamps[-1]) / count
+        check_output(clips, seeds, self.pipeline.transformer.dtype)
         return [
             GeneratedAudio(clip.numpy(), self.sample_rate, seed, seconds)
             for clip, seed in zip(clips, seeds, strict=True)
@@ -256,8 +276,18 @@ class AudioGenerator:
                 self.pipeline, resolved, [resolved.seed], progress, output_type="latent", keep=keep
             )
             vae = self.pipeline.vae
-            audio = vae.decode(latents.to(vae.device, vae.dtype)).sample
-        return latents[0], audio[0].float().cpu().numpy()
+            audio = vae.decode(latents.to(vae.device, vae.dtype)).sample.float().cpu()
+        check_output(audio, [resolved.seed], self.pipeline.transformer.dtype)
+        return latents[0], audio[0].numpy()
+
+    def expected_seconds(self, request: GenerationRequest, count: int = 1) -> float | None:
+        """How long `count` takes of `request` should take on this device, from the last measured
+        run (`seconds_per_step`); None before any. Every step runs on the model's whole window,
+        whatever the clip's length, so only the steps and the takes count."""
+        if self.seconds_per_step is None or self.decoding_seconds is None:
+            return None
+        steps = self.resolve(request, seed=0).num_inference_steps
+        return count * (steps * self.seconds_per_step + self.decoding_seconds)
 
     def check_source(
         self, request: GenerationRequest, source: Any, init_noise_level: float | None = None
@@ -282,8 +312,9 @@ class AudioGenerator:
         return waveform, check_level(level, self.pipeline.scheduler)
 
     def warm_up(self) -> None:
-        """Run a short generation at load: this compiles the transformer and checks that half
-        precision gives finite audio. Falls back to eager, then to fp32, when either fails."""
+        """Run a short generation at load: this compiles the transformer, checks that half precision
+        gives finite audio and times a step (`seconds_per_step`). Falls back to eager, then to fp32,
+        when either fails."""
         while not self._warm_up_once():
             pass
 
@@ -292,16 +323,11 @@ class AudioGenerator:
             "warm-up", num_inference_steps=WARM_UP_STEPS, seed=0, audio_end_in_s=1.0
         )
         try:
-            clip = self.generate(request)
-        except Exception as exc:
-            if not self.options.compile:
+            with warnings.catch_warnings(category=SilentAudioWarning, action="ignore"):
+                self.generate(request)  # two steps: a quiet start is not a fault
+        except NonFiniteAudio:
+            if self.options.dtype not in HALF_DTYPES:
                 raise
-            self.speed.fall_back(
-                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
-            )
-            run_eagerly(self.pipeline.transformer)
-            return False
-        if self.options.dtype in HALF_DTYPES and not np.isfinite(clip.samples).all():
             self.speed.fall_back(
                 f"{dtype_name(self.options.dtype)} gave non-finite audio; using float32",
                 dtype=torch.float32,
@@ -310,7 +336,29 @@ class AudioGenerator:
             place_pipeline(self.pipeline, self.options, self.device)
             compile_transformer(self.pipeline.transformer, self.options)
             return False
+        except Exception as exc:
+            if not self.options.compile:
+                raise
+            self.speed.fall_back(
+                f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly", compile=False
+            )
+            run_eagerly(self.pipeline.transformer)
+            return False
         return True
+
+
+def check_output(clips: torch.Tensor, seeds: list[int], dtype: torch.dtype) -> None:
+    """Every generation's check of its audio (takes, channels, frames): NaN or infinite samples
+    raise `NonFiniteAudio`; a silent take warns (`SilentAudioWarning`)."""
+    if not torch.isfinite(clips).all():
+        fix = (
+            "half precision overflowed: load the model with load_generator(..., dtype='float32')"
+            if dtype in HALF_DTYPES
+            else "the weights or the request make the model diverge: try another seed or fewer steps"
+        )
+        raise NonFiniteAudio(f"the model gave NaN or infinite samples in {dtype_name(dtype)}; {fix}")
+    for seed, clip in zip(seeds, clips.numpy(), strict=True):
+        warn_if_silent(clip, f"the take of seed {seed}")
 
 
 def call_pipeline(
@@ -395,10 +443,12 @@ def load_generator(
     else:
         from diffusers import StableAudioPipeline
 
+        from ..deploy.local import saved_hugging_face_token
+
         try:
             # Loaded in fp32 (the hub weights' dtype): the text encoder stays fp32, the rest is cast.
             pipeline = StableAudioPipeline.from_pretrained(
-                model, dtype=torch.float32, token=token or setting("HF_TOKEN")
+                model, dtype=torch.float32, token=token or saved_hugging_face_token()
             )
         except Exception as exc:  # hub errors come in many types; all mean "could not load"
             raise ModelLoadError(_load_hint(model, exc)) from None

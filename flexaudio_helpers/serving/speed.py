@@ -2,8 +2,8 @@
 
 What each option does and why it keeps the output the same (within the dtype's tolerance):
 
-- **Half precision** (CUDA: fp16, the diffusers recipe's choice; bf16 on request; MPS: fp16;
-  CPU: fp32). Only the DiT transformer and the VAE run in half precision: the T5 text encoder
+- **Half precision** (CUDA: fp16, the diffusers recipe's choice; bf16 on request; MPS and CPU:
+  fp32, see `default_dtype`). Only the DiT transformer and the VAE run in half precision: the T5 text encoder
   and the projection model run once per request and stay in fp32 (T5 is known to overflow in
   fp16); their output is cast to the transformer's dtype on its way out. The load-time warm-up
   checks that half precision gives finite audio; if not, the model goes back to fp32 and the
@@ -60,7 +60,7 @@ class SpeedOptions:
     vae_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
-    warm_up: bool = False  # one short generation at load (compiles, checks half precision)
+    warm_up: bool = False  # one short generation at load (compiles, checks half precision, times a step)
 
     def describe(self) -> dict[str, Any]:
         """The options as JSON-friendly values (for `/v1/models` and the bench table)."""
@@ -104,8 +104,16 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
 
 
 def default_dtype(device: str) -> torch.dtype:
-    """fp16 on GPUs (the diffusers recipe; more mantissa than bf16, so closer to fp32), fp32 on CPU."""
-    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+    """fp16 on CUDA (the diffusers recipe; more mantissa than bf16, so closer to fp32); fp32 on the
+    CPU and on Apple's MPS.
+
+    MPS: nobody here has measured Stable Audio Open on a Mac, and the warm-up catches NaN and
+    infinity, not noise. Half precision on MPS has turned other audio models' output into noise or
+    NaN (k2-fsa/OmniVoice#172: fp16; OpenBMB/VoxCPM#263 and Comfy-Org/ComfyUI#15207 for Stable
+    Audio 3's VAE: bf16), so fp32, at twice the memory (about 5 GB of weights; on a 16 GB Mac that
+    can mean swapping, vibevoice-community/VibeVoice#65). ``dtype="float16"`` tries half precision.
+    """
+    return torch.float16 if device.startswith("cuda") else torch.float32
 
 
 def gpu_memory_bytes(device: str) -> int | None:
@@ -139,8 +147,10 @@ def choose_speed_options(
         vae_slicing=cuda if vae_slicing is None else vae_slicing,
         vae_tiling=(memory_known and memory < TILING_BELOW_BYTES) if vae_tiling is None else vae_tiling,
         cpu_offload=(memory_known and memory < OFFLOAD_BELOW_BYTES) if cpu_offload is None else cpu_offload,
-        # GPUs: the first CUDA call pays for kernel selection; compile and half precision need checking.
-        warm_up=(cuda or compile or chosen_dtype in HALF_DTYPES) if warm_up is None else warm_up,
+        # GPUs: the first call pays for kernel selection, and it measures the time per step before a
+        # long run (MPS can take minutes: Stability-AI/stable-audio-tools#181); compile and half
+        # precision need checking.
+        warm_up=(device != "cpu" or compile or chosen_dtype in HALF_DTYPES) if warm_up is None else warm_up,
     )
 
 
