@@ -659,3 +659,68 @@ def test_a_job_result_waits_like_a_future():
         abandoned.result(10)
     assert time.monotonic() - started < 1, "cancel() should not wait for the work"
     stuck.set()
+
+
+def test_extend_loop_and_repaint_buttons_make_takes_with_their_lineage(explorer):
+    cheap(explorer, seed=5)
+    explorer.duration.value = 4.0
+    first = explorer.generate()
+    explorer.history.value = 1
+    assert explorer.repaint_section.max == 4.0 and explorer.repaint_section.value == (1.6, 2.4)
+
+    # Extend: one window through the endpoint, keeping the take's last seconds; progress per window.
+    explorer.extend_to.value = 30.0
+    explorer.history_buttons["Extend"].click()
+    assert explorer.wait(180), explorer.message.value
+    extended = explorer.session.get(2)
+    assert (extended.parent, extended.origin, extended.duration) == (1, "#1 extended to 30.0 s", 30.0)
+    lineage = extended.clip.lineage
+    assert lineage["verb"] == "extend" and lineage["windows"][0]["prompt"] == first.prompt
+    assert lineage["windows"][0]["seed"] == extended.seed != first.seed  # a new seed, recorded
+    assert explorer.status.value.startswith("Clip #2") and explorer.progress.value == 1.0
+    assert (explorer.compare_a.value, explorer.compare_b.value) == (1, 2)
+
+    # Repaint a section with a new prompt: the take's length, the section in the lineage.
+    explorer.history.value = 1
+    explorer.repaint_section.value = (1.0, 2.0)
+    explorer.edit_prompt.value = "A roll of thunder"
+    explorer.history_buttons["Repaint"].click()
+    assert explorer.wait(180), explorer.message.value
+    repainted = explorer.session.get(3)
+    assert (repainted.parent, repainted.duration, repainted.prompt) == (1, 4.0, "A roll of thunder")
+    assert repainted.clip.lineage["section"] == [1.0, 2.0]
+
+    # Loop: whole bars at the given tempo.
+    explorer.history.value = 1
+    explorer.edit_prompt.value = ""
+    explorer.loop_bars.value, explorer.loop_bpm.value = 1, 120.0
+    explorer.history_buttons["Loop"].click()
+    assert explorer.wait(180), explorer.message.value
+    looped = explorer.session.get(4)
+    assert (looped.origin, looped.duration, looped.prompt) == ("loop of #1, 1 bars", 2.0, first.prompt)
+    assert looped.clip.lineage["bars"] == 1 and looped.clip.lineage["bpm"] == 120.0
+
+    # A section of length zero fails naming the field; nothing is added.
+    explorer.history.value = 1
+    explorer.repaint_section.value = (2.0, 2.0)
+    explorer.history_buttons["Repaint"].click()
+    assert explorer.wait(60)
+    assert "end: 2.0 is out of range" in explorer.message.value and len(explorer.session) == 4
+
+
+def test_stopping_an_extension_keeps_nothing(explorer):
+    cheap(explorer, seed=5)
+    explorer.generate()
+    job = explorer.verbs.start_edit(1, "extend", to=200.0)  # 6 windows: 47.55 s, then 37.55 s each
+    deadline = time.monotonic() + 120
+    while explorer.verbs.windows is None and time.monotonic() < deadline:  # the first window is made
+        time.sleep(0.05)
+    assert explorer.verbs.windows[:2] == (0, 6), explorer.message.value
+    explorer.cancel()
+    assert job.wait(120), "the extension went on after Stop"
+    assert explorer.verbs.windows[0] < 4, "it ran to the end"
+    with pytest.raises(CancelledError):
+        job.result(1)
+    assert (
+        len(explorer.session) == 1 and [p.name for p in explorer.session.folder.iterdir() if p.is_dir()] == []
+    )

@@ -18,14 +18,15 @@ One module per part of the app, each owning its widgets:
 - `result`: the newest clip's player, waveform + spectrogram, parameters, seed and timing.
 - `history`: every clip of the session with its tempo, loudness and brightness and where it came
   from (``#7 ← varied from #3``); replay, re-plot, save as WAV/FLAC, load back into the controls,
-  Vary (new seeds, side by side) and Start from this take (audio-to-audio at a noise level).
+  Vary (new seeds, side by side), Start from this take (audio-to-audio at a noise level), and
+  Extend, Loop and Repaint (past the 47.55 s window, `longer`).
 - `compare`: two clips side by side, spectrograms on one colour scale, and their similarity.
 - `sweep`: one parameter over a few values, made with `generate_many` (bounded concurrency), with
   what the value did in numbers (loudness, brightness, noisiness) charted under the grid.
 - `export`: every clip as FLAC plus a ``manifest.jsonl`` that ``flexaudio batch`` can replay.
 - `banner`: the "noise, not music" notice, shown once the endpoint or a clip says it is offline.
-- `verbs`: what makes takes (Generate, Vary, Start from this take), one at a time in a worker
-  thread, with one Cancel; a verb is a `make` (worker) and `finish` (widgets) pair.
+- `verbs`: what makes takes (Generate, Vary, Start from this take, Extend, Loop, Repaint), one at a
+  time in a worker thread, with one Cancel; a verb is a `make` (worker) and `finish` (widgets) pair.
 - `render`: the HTML boxes and PNG figures they share; `app`: `explore()` and `Explorer`, which
   lays the parts out and gives code the verbs that wait for their outcome.
 - `session`: the takes (each saved as FLAC, only the last 8 held in memory), saving and export,

@@ -1,9 +1,9 @@
 """The explorer app: `explore()` and `Explorer`, which wires the components to the session and the jobs.
 
 Each component owns its widgets (`banner`, `controls`, `result`, `history`, `compare`, `sweep`,
-`export`); `verbs` runs what makes takes (Generate, Vary and "Start from this take" share one
-worker slot: one at a time, one Cancel). `Explorer` lays them out and gives code and notebooks the
-verbs that do what the buttons do and wait for the outcome.
+`export`); `verbs` runs what makes takes (Generate, Vary, "Start from this take", Extend, Loop and
+Repaint share one worker slot: one at a time, one Cancel). `Explorer` lays them out and gives code
+and notebooks the verbs that do what the buttons do and wait for the outcome.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ _FLAT_NAMES = {
     "result_view": {"result": "widget", "player": "player", "plot": "plot", "details": "details"},
     "history_tab": {
         "history": "clips", "history_buttons": "buttons", "history_message": "message",
-        "history_view": "view", "vary_count": "count", "noise_level": "level",
+        "history_view": "view", "vary_count": "count", "noise_level": "level", "extend_to": "extend_to",
+        "loop_bars": "bars", "loop_bpm": "bpm", "repaint_section": "section", "edit_prompt": "prompt",
     },
     "compare_tab": {f"compare_{name}": name for name in ("a", "b", "button", "message", "view")},
     "sweep_tab": {
@@ -123,7 +124,7 @@ class Explorer(FlatNames):
         self.session = Session(takes_folder)
         self.folder = Path(folder or Path("explorer-sessions") / time.strftime("%Y%m%d-%H%M%S"))
         self.model_facts: dict[str, Any] = {}
-        self.verbs = Verbs(self)  # Generate, Vary, "Start from this take": one worker slot
+        self.verbs = Verbs(self)  # everything that makes takes: one worker slot
         self.offline_banner = OfflineBanner()
         self.controls = Controls(
             on_generate=self.verbs.start_generation, on_cancel=self.cancel, last_seed=self._last_seed
@@ -132,6 +133,7 @@ class Explorer(FlatNames):
         self.history_tab = HistoryTab(
             self.session, folder=self.folder, png_of=self.verbs.png, on_load=self.controls.load,
             on_vary=self.verbs.start_variations, on_start_from=self.verbs.start_from_take,
+            on_edit=self.verbs.start_edit,
         )  # fmt: skip
         self.compare_tab = CompareTab(self.session)
         self.sweep_tab = SweepTab(

@@ -195,9 +195,16 @@ class Controls:
         self.status.value = "Generating..."
         self.progress.value = 0.0
 
-    def tick(self, elapsed: float, expected: float | None) -> None:
-        """Elapsed time, and a progress bar measured against the last generation's time."""
-        if expected:
+    def tick(
+        self, elapsed: float, expected: float | None, windows: tuple[int, int, int, int] | None = None
+    ) -> None:
+        """Elapsed time, and a progress bar: per window for Extend, Loop and Repaint (`windows` is
+        (window, windows, step, steps)), else measured against the last generation's time."""
+        if windows:
+            window, count, step, steps = windows
+            self.progress.value = min(1.0, (window + step / steps) / count)
+            self.status.value = f"Window {window + 1} of {count}, step {step} of {steps}... {elapsed:.1f} s"
+        elif expected:
             self.progress.value = min(0.95, elapsed / expected)
             self.status.value = f"Generating... {elapsed:.1f} s (the last one took {expected:.1f} s)"
         else:

@@ -1,5 +1,6 @@
 """The explorer's History tab: every clip of the session, to replay, re-plot, save or load back, and
-to make more from: Vary (new seeds, shown side by side) and "Start from this take" (audio-to-audio)."""
+to make more from: Vary (new seeds, shown side by side), "Start from this take" (audio-to-audio), and
+past the 47.55 s window: Extend, Loop and Repaint (`longer`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class HistoryTab:
     `png_of(take)` gives a take's plot, `on_load(take)` puts a take into the controls, and saved
     files go to `folder`. `on_vary(take)` and `on_start_from(take)` start Vary and "Start from this
     take", which read `count` and `level` here; `show_variations` shows what Vary made.
+    `on_edit(take, verb, prompt=..., **arguments)` starts Extend (``to``), Loop (``bars``, ``bpm``)
+    or Repaint (``start``, ``end``) with the values of the widgets beside their buttons.
     """
 
     def __init__(
@@ -31,6 +34,7 @@ class HistoryTab:
         on_load: Callable[[Take], None],
         on_vary: Callable[[Take], object],
         on_start_from: Callable[[Take], object],
+        on_edit: Callable[..., object],
     ) -> None:
         self.session = session
         self.folder = folder
@@ -46,6 +50,17 @@ class HistoryTab:
             "Load into controls": self.load,
             "Vary": on_vary,
             "Start from this take": on_start_from,
+            "Extend": lambda take: on_edit(take, "extend", prompt=self.new_prompt(), to=self.extend_to.value),
+            "Loop": lambda take: on_edit(
+                take, "loop", prompt=self.new_prompt(), bars=self.bars.value, bpm=self.bpm.value or None
+            ),
+            "Repaint": lambda take: on_edit(
+                take,
+                "repaint",
+                prompt=self.new_prompt(),
+                start=self.section.value[0],
+                end=self.section.value[1],
+            ),
         }
         self.buttons: dict[str, widgets.Button] = {}
         for label, action in actions.items():
@@ -66,15 +81,35 @@ class HistoryTab:
             tooltip="where denoising starts from the take's audio: low keeps it, high buries it",
         )  # fmt: skip
         self.level.add_class("flexaudio-noise-level")
+        # Past the window (`longer`): the piece's length, the loop's bars and tempo, the section again.
+        self.extend_to = widgets.BoundedFloatText(
+            value=90.0, min=1.0, max=600.0, step=10.0, description="to (s)", style=style,
+            tooltip="the piece's length: each new window keeps the last 10 s of the one before",
+        )  # fmt: skip
+        self.bars = widgets.BoundedIntText(value=2, min=1, max=64, description="bars", style=style)
+        self.bpm = widgets.BoundedFloatText(
+            value=0.0, min=0.0, max=300.0, description="bpm (0: measure)", style=style,
+            tooltip="the loop's tempo; 0 measures it (analyze)",
+        )  # fmt: skip
+        self.section = widgets.FloatRangeSlider(
+            value=(0.0, 1.0), min=0.0, max=1.0, step=0.1, description="section (s)", style=style
+        )
+        self.section.add_class("flexaudio-section")
+        self.prompt = widgets.Text(
+            placeholder="new prompt (empty: the take's own)", description="prompt", style=style,
+            layout=widgets.Layout(width="60%"),
+        )  # fmt: skip
         self.message = widgets.HTML()
         self.view = widgets.VBox()
         self.view.add_class("flexaudio-history-view")
-        *keep, vary, start_from = self.buttons.values()
+        *keep, vary, start_from, extend, loop, repaint = self.buttons.values()
         self.widget = widgets.VBox(
             [
                 self.clips,
                 widgets.HBox(keep),
                 widgets.HBox([vary, self.count, start_from, self.level]),
+                widgets.HBox([extend, self.extend_to, loop, self.bars, self.bpm]),
+                widgets.HBox([repaint, self.section, self.prompt]),
                 self.message,
                 self.view,
             ]
@@ -122,12 +157,20 @@ class HistoryTab:
         row = widgets.HBox(columns, layout=widgets.Layout(flex_flow="row wrap", width="100%"))
         show_in(self.view, [row])
 
+    def new_prompt(self) -> str | None:
+        """The prompt box's text for Extend, Loop and Repaint; None (the take's own) when empty."""
+        return self.prompt.value.strip() or None
+
     def note(self, text: str) -> None:
         self.message.value = note_html(text)
 
     def _on_selection(self, change: dict[str, Any]) -> None:
         for button in self.buttons.values():
             button.disabled = change["new"] is None
+        if change["new"] is not None:  # Repaint's range spans the selected take, its middle fifth picked
+            duration = self.session.get(change["new"]).duration
+            self.section.max = max(duration, self.section.min + self.section.step)
+            self.section.value = (round(duration * 0.4, 1), round(duration * 0.6, 1))
 
     def _on_button(self, action: Callable[[Take], Any]) -> None:
         if self.clips.value is None:

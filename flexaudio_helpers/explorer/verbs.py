@@ -1,4 +1,5 @@
-"""The explorer's verbs that make takes: Generate, Vary and "Start from this take".
+"""The explorer's verbs that make takes: Generate, Vary, "Start from this take", and Extend, Loop and
+Repaint (past the 47.55 s window, `longer`).
 
 They share one worker slot (`Verbs.job`): one generation at a time, one Cancel, one progress line.
 Each verb is a pair: `make()`, run in a worker thread (the request and the plot, nothing touching a
@@ -11,7 +12,10 @@ request and its client call.
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import CancelledError
+from pathlib import Path
 from typing import Any
 
 from ..audio import Clip
@@ -19,6 +23,9 @@ from ..errors import InvalidParameters
 from ..params import RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from .render import clip_png, waveform_png
 from .session import HELD_TAKES, NOISE_LEVELS, Job, LastUsed, Take, noise_level
+
+# What Extend, Loop and Repaint keep of a take's request: every window is the whole window.
+WINDOW_PARAMETERS = ("num_inference_steps", "guidance_scale", "negative_prompt")
 
 
 class Verbs:
@@ -34,6 +41,7 @@ class Verbs:
         self.job: Job | None = None
         self.last_seconds: float | None = None  # how long the last generation took
         self.pngs = LastUsed(HELD_TAKES)
+        self.windows: tuple[int, int, int, int] | None = None  # an edit's (window, windows, step, steps)
 
     def start_generation(self) -> Job | None:
         """Start one generation and return at once (the Generate button); None if it cannot start."""
@@ -115,6 +123,52 @@ class Verbs:
             init_noise_level=level,
         )
 
+    def start_edit(self, take: int | Take, verb: str, prompt: str | None = None, **arguments: Any) -> Job:
+        """Start Extend, Loop or Repaint on `take`; return its job at once (History's buttons).
+
+        `verb` is ``"extend"`` (``to`` seconds), ``"loop"`` (``bars``, ``bpm``: None measures it) or
+        ``"repaint"`` (``start``, ``end`` seconds), run by `longer` through the explorer's client;
+        `prompt` replaces the take's own. The take's steps, guidance and negative prompt carry over,
+        with a new seed. Progress is per window; Cancel stops the work at the next step (through an
+        endpoint, the next window), and nothing is kept. Bad values fail the job with the
+        `InvalidParameters` that names them.
+        """
+        from .. import longer
+
+        app = self.app
+        source = self.source(take)
+        kept = {name: value for name, value in source.parameters().items() if name in WINDOW_PARAMETERS}
+        parameters = {**kept, "seed": secrets.randbelow(RANDOM_SEED_LIMIT)}
+        self.check_idle()
+        jobs: list[Job] = []
+
+        def progress(window: int, windows: int, step: int, steps: int) -> None:
+            if jobs and jobs[0].cancelled:
+                raise CancelledError("stopped")  # `longer` then writes nothing
+            self.windows = (window, windows, step, steps)
+
+        def make_clip() -> Clip:
+            edit = {"progress": progress, **arguments, **parameters}
+            if verb != "extend":
+                return {"loop": longer.loop, "repaint": longer.repaint}[verb](
+                    app.client, source.clip, prompt=prompt, **edit
+                )
+            with tempfile.TemporaryDirectory(dir=app.session.folder) as folder:
+                prompts = prompt or source.prompt
+                piece = longer.extend(
+                    app.client, source.clip, prompts=prompts, out=Path(folder) / "x.flac", **edit
+                )
+                return Clip.load(piece)
+
+        number, get = source.number, arguments.get
+        origin = {
+            "extend": f"#{number} extended to {get('to')} s",
+            "loop": f"loop of #{number}, {get('bars')} bars",
+            "repaint": f"#{number} repainted from {get('start')} to {get('end')} s",
+        }.get(verb, verb)
+        jobs.append(self.from_take(source, make_clip, origin))
+        return jobs[0]
+
     def from_take(self, parent: Take, make_clip: Callable[[], Clip], origin: str, **lineage: Any) -> Job:
         """Run `make_clip()` in the worker thread; the take it makes (its `origin`, `parent` and
         `lineage`) shows in Result, then in Compare against `parent`. Check `check_idle` first."""
@@ -151,6 +205,7 @@ class Verbs:
 
     def launch(self, make: Callable[[], Any], finish: Callable[[Job, Any], Any]) -> Job:
         """Run `make()` in a worker thread, then `finish(job, what_it_made)`; one such job at a time."""
+        self.windows = None  # an edit's progress sets it
         controls = self.app.controls
         controls.started()
         job = Job(
@@ -164,7 +219,7 @@ class Verbs:
 
     def _tick(self, job: Job, elapsed: float) -> None:
         if job is self.job:
-            self.app.controls.tick(elapsed, self.last_seconds)
+            self.app.controls.tick(elapsed, self.last_seconds, self.windows)
 
     def done(self, job: Job, takes: list[Take], tab: str) -> None:
         """New takes from `job`: list them, say how long it took, and bring `tab` to the front."""
