@@ -203,6 +203,7 @@ def exercise_explorer(page) -> None:
     compared = explorer.locator(".flexaudio-compare").inner_text()
     assert "A: clip #3" in compared and "B: clip #4" in compared, compared
     vary_and_start_from(page, explorer)
+    extend_loop_and_repaint(page, explorer)
 
 
 def vary_and_start_from(page, explorer) -> None:
@@ -249,6 +250,39 @@ def vary_and_start_from(page, explorer) -> None:
     labels = [option.replace("\xa0", " ") for option in options]
     lineage = ["#5 ← varied from #4 · ", "#6 ← varied from #4 · ", "#7 ← from #6 at level 2 · "]
     assert [label[: len(start)] for label, start in zip(labels[4:], lineage, strict=True)] == lineage, labels
+
+
+def extend_loop_and_repaint(page, explorer) -> None:
+    """In History (clip #7, 2 s, selected): Extend to 30 s, a loop of 1 bar at 240 bpm, then Repaint of
+    the default section, each typed or clicked as a person would."""
+    explorer.locator(".lm-TabBar-tab >> text=History").click()
+    for name, value in (("extend-to", "30"), ("bars", "1"), ("bpm", "240")):
+        field = explorer.locator(f".flexaudio-{name} input")
+        field.fill(value)
+        field.press("Enter")
+    for button, clip in (("Extend", 8), ("Loop", 9), ("Repaint", 10)):
+        explorer.locator(".lm-TabBar-tab >> text=History").click()
+        explorer.locator(".flexaudio-history select").select_option(index=6)  # clip #7
+        explorer.locator(f"button >> text={button}").click()
+        page.wait_for_function(
+            f"""() => {{
+                const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+                const status = panel.querySelector('.flexaudio-status');
+                return status && status.innerText.startsWith('Clip #{clip} ');
+            }}""",
+            timeout=180_000,
+            polling=250,
+        )
+    explorer.locator(".lm-TabBar-tab >> text=History").click()
+    explorer.screenshot(path=str(SCREENSHOTS / "explorer-extend-loop-repaint.png"))
+    options = explorer.locator(".flexaudio-history option").all_text_contents()
+    labels = [option.replace("\xa0", " ") for option in options][7:]
+    lineage = [
+        "#8 ← #7 extended to 30.0 s · ",
+        "#9 ← loop of #7, 1 bars · ",
+        "#10 ← #7 repainted from 0.8 to 1.2 s · ",
+    ]
+    assert [label[: len(start)] for label, start in zip(labels, lineage, strict=True)] == lineage, labels
 
 
 @pytest.fixture

@@ -86,11 +86,14 @@ class HistoryTab:
             value=90.0, min=1.0, max=600.0, step=10.0, description="to (s)", style=style,
             tooltip="the piece's length: each new window keeps the last 10 s of the one before",
         )  # fmt: skip
+        self.extend_to.add_class("flexaudio-extend-to")
         self.bars = widgets.BoundedIntText(value=2, min=1, max=64, description="bars", style=style)
+        self.bars.add_class("flexaudio-bars")
         self.bpm = widgets.BoundedFloatText(
             value=0.0, min=0.0, max=300.0, description="bpm (0: measure)", style=style,
             tooltip="the loop's tempo; 0 measures it (analyze)",
         )  # fmt: skip
+        self.bpm.add_class("flexaudio-bpm")
         self.section = widgets.FloatRangeSlider(
             value=(0.0, 1.0), min=0.0, max=1.0, step=0.1, description="section (s)", style=style
         )
