@@ -186,8 +186,7 @@ class AudioClient:
         self._http = httpx.Client(
             timeout=timeout, headers=headers, follow_redirects=False, transport=transport
         )
-        self._extensions: frozenset[str] | None = None  # read from GET /v1/models when first needed
-        self._extensions_lock = threading.Lock()
+        self.extensions = ListedExtensions(self)  # read from GET /v1/models when first needed
 
     # ----- plumbing --------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -347,7 +346,7 @@ class AudioClient:
         anything is sent when the endpoint does not list it (FlexAI's FlexServe, vLLM-Omni), and
         what `generate` raises.
         """
-        self._check_init_audio(KEEP_RANGES_EXTENSION)
+        self.extensions.require(KEEP_RANGES_EXTENSION)
         request = as_request(prompt_or_request, **parameters).with_parameters(
             init_audio=init_audio.encode(audio), keep_ranges=[list(pair) for pair in keep_ranges]
         )
@@ -365,43 +364,8 @@ class AudioClient:
             request = request.with_parameters(init_audio=init_audio.encode(source))
         request = request.for_source(request.parameters.init_audio is not None)
         if request.parameters.init_audio is not None:
-            self._check_init_audio()
+            self.extensions.require(INIT_AUDIO_EXTENSION)
         return request
-
-    def _check_init_audio(self, extension: str = INIT_AUDIO_EXTENSION) -> None:
-        """Raise `UnsupportedParameter` unless the endpoint lists `extension` (``init_audio``, or
-        ``keep_ranges``: extend, loop and repaint)."""
-        what, here = EXTENSION_WORDS[extension]
-        refusal = (
-            f"{extension}: {what} runs on this project's local endpoint (flexaudio serve, or "
-            f"python -m flexaudio_helpers.serving) or in this process ({here}) only: "
-        )
-        if self.api.name != apis.FLEXSERVE:
-            raise UnsupportedParameter(
-                refusal + f"{self.api.label}'s API does not document it; nothing was sent",
-                field=extension,
-                allowed=ALLOWED[extension],
-            )
-        with self._extensions_lock:
-            if self._extensions is None:
-                try:
-                    cards = self.models().get("data")
-                except EndpointNotFound:  # FlexAI's FlexServe documents no /v1/models
-                    cards = None
-                self._extensions = frozenset(
-                    extension
-                    for card in (cards if isinstance(cards, list) else [])
-                    if isinstance(card, dict) and isinstance(card.get("extensions"), list)
-                    for extension in card["extensions"]
-                    if isinstance(extension, str)
-                )
-        if extension not in self._extensions:
-            raise UnsupportedParameter(
-                refusal + f"{display_url(self.url)} does not list the {extension!r} extension in "
-                f"GET {MODELS_ROUTE} (FlexAI's FlexServe API does not document it); nothing was sent",
-                field=extension,
-                allowed=ALLOWED[extension],
-            )
 
     def _send(self, request: GenerationRequest) -> Clip:
         """POST one prepared request; the clip records it without its source's audio."""
@@ -410,7 +374,7 @@ class AudioClient:
         try:
             response = self._call("POST", self.api.route, body, advice=apis.not_found_advice(self.api))
         except GenerationTimeout as exc:
-            raise GenerationTimeout(f"{exc}{self._device_speed(request)}") from None
+            raise GenerationTimeout(f"{exc}{device_speed(self, request)}") from None
         timings = {"request": time.perf_counter() - started}
         for key, header in (("generation", GENERATION_SECONDS_HEADER), ("queue", QUEUE_SECONDS_HEADER)):
             value = header_number(response, header)
@@ -429,18 +393,6 @@ class AudioClient:
         )
         warn_if_silent(clip.samples, f"the clip of seed {clip.seed}")
         return clip
-
-    def _device_speed(self, request: GenerationRequest) -> str:
-        """Why a generation outlasted the read timeout, when the endpoint says how fast its device is
-        (our endpoint's ``seconds_per_step`` in ``/v1/models``, e.g. minutes on Apple's MPS)."""
-        try:
-            model = self.models()["data"][0]
-            per_step = float(model["seconds_per_step"])
-        except (FlexAudioError, LookupError, TypeError, ValueError):
-            return ""
-        steps = request.parameters.num_inference_steps
-        need = f": {steps} steps need about {steps * per_step:.0f} s" if steps else ""
-        return f". Its device ({model.get('device')}) takes about {per_step:.2g} s per step{need}"
 
     def generate_many(
         self,
@@ -498,3 +450,61 @@ class AudioClient:
                 shlex.quote(self.generations_url),
             ]
         )
+
+
+class ListedExtensions:
+    """Which of this project's extensions (``init_audio``, ``keep_ranges``) an endpoint lists in
+    ``GET /v1/models``: read once per client, on first need."""
+
+    def __init__(self, client: AudioClient) -> None:
+        self.client = client
+        self._extensions: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    def require(self, extension: str) -> None:
+        """Raise `UnsupportedParameter` unless the endpoint lists `extension` (``init_audio``, or
+        ``keep_ranges``: extend, loop and repaint)."""
+        what, here = EXTENSION_WORDS[extension]
+        refusal = (
+            f"{extension}: {what} runs on this project's local endpoint (flexaudio serve, or "
+            f"python -m flexaudio_helpers.serving) or in this process ({here}) only: "
+        )
+        if self.client.api.name != apis.FLEXSERVE:
+            raise UnsupportedParameter(
+                refusal + f"{self.client.api.label}'s API does not document it; nothing was sent",
+                field=extension,
+                allowed=ALLOWED[extension],
+            )
+        with self._lock:
+            if self._extensions is None:
+                try:
+                    cards = self.client.models().get("data")
+                except EndpointNotFound:  # FlexAI's FlexServe documents no /v1/models
+                    cards = None
+                self._extensions = frozenset(
+                    extension
+                    for card in (cards if isinstance(cards, list) else [])
+                    if isinstance(card, dict) and isinstance(card.get("extensions"), list)
+                    for extension in card["extensions"]
+                    if isinstance(extension, str)
+                )
+        if extension not in self._extensions:
+            raise UnsupportedParameter(
+                refusal + f"{display_url(self.client.url)} does not list the {extension!r} extension in "
+                f"GET {MODELS_ROUTE} (FlexAI's FlexServe API does not document it); nothing was sent",
+                field=extension,
+                allowed=ALLOWED[extension],
+            )
+
+
+def device_speed(client: AudioClient, request: GenerationRequest) -> str:
+    """Why a generation outlasted the read timeout, when the endpoint says how fast its device is
+    (our endpoint's ``seconds_per_step`` in ``/v1/models``, e.g. minutes on Apple's MPS)."""
+    try:
+        model = client.models()["data"][0]
+        per_step = float(model["seconds_per_step"])
+    except (FlexAudioError, LookupError, TypeError, ValueError):
+        return ""
+    steps = request.parameters.num_inference_steps
+    need = f": {steps} steps need about {steps * per_step:.0f} s" if steps else ""
+    return f". Its device ({model.get('device')}) takes about {per_step:.2g} s per step{need}"

@@ -82,25 +82,34 @@ class HistoryTab:
         )  # fmt: skip
         self.level.add_class("flexaudio-noise-level")
         # Past the window (`longer`): the piece's length, the loop's bars and tempo, the section again.
+        fit, narrow = {"description_width": "initial"}, widgets.Layout(width="11em")
         self.extend_to = widgets.BoundedFloatText(
-            value=90.0, min=1.0, max=600.0, step=10.0, description="to (s)", style=style,
-            tooltip="the piece's length: each new window keeps the last 10 s of the one before",
+            value=90.0, min=1.0, max=600.0, step=10.0, description="to (s)", style=fit,
+            layout=narrow, tooltip="the piece's length; each new window keeps the last 10 s",
         )  # fmt: skip
         self.extend_to.add_class("flexaudio-extend-to")
-        self.bars = widgets.BoundedIntText(value=2, min=1, max=64, description="bars", style=style)
+        self.bars = widgets.BoundedIntText(
+            value=2, min=1, max=64, description="bars", style=fit, layout=narrow
+        )
         self.bars.add_class("flexaudio-bars")
         self.bpm = widgets.BoundedFloatText(
-            value=0.0, min=0.0, max=300.0, description="bpm (0: measure)", style=style,
-            tooltip="the loop's tempo; 0 measures it (analyze)",
+            value=0.0, min=0.0, max=300.0, description="bpm (0: measure)", style=fit,
+            layout=widgets.Layout(width="14em"), tooltip="the loop's tempo; 0 measures it (analyze)",
         )  # fmt: skip
         self.bpm.add_class("flexaudio-bpm")
         self.section = widgets.FloatRangeSlider(
-            value=(0.0, 1.0), min=0.0, max=1.0, step=0.1, description="section (s)", style=style
+            value=(0.0, 1.0),
+            min=0.0,
+            max=1.0,
+            step=0.1,
+            description="section (s)",
+            style=style,
+            layout=widgets.Layout(width="40%"),
         )
         self.section.add_class("flexaudio-section")
         self.prompt = widgets.Text(
-            placeholder="new prompt (empty: the take's own)", description="prompt", style=style,
-            layout=widgets.Layout(width="60%"),
+            placeholder="new prompt (empty: the take's own)", description="prompt", style=fit,
+            layout=widgets.Layout(width="45%"),
         )  # fmt: skip
         self.message = widgets.HTML()
         self.view = widgets.VBox()
