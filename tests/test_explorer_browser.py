@@ -268,7 +268,9 @@ def extend_loop_and_repaint(page, explorer) -> None:
             f"""() => {{
                 const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
                 const status = panel.querySelector('.flexaudio-status');
-                return status && status.innerText.startsWith('Clip #{clip} ');
+                const compared = panel.querySelector('.flexaudio-compare');  // drawn last
+                return status && status.innerText.startsWith('Clip #{clip} ')
+                    && compared && compared.innerText.includes('B: clip #{clip}');
             }}""",
             timeout=180_000,
             polling=250,

@@ -182,8 +182,8 @@ class Verbs:
             result = self.app.session.add(clip, origin, parent=parent.number, **lineage)
             self.pngs.put(result.number, png)
             self.app.result_view.show(result, png)
+            self.done(job, [result], tab="Compare")
             self.app.compare_tab.show(parent, result)  # parent against result, with their similarity
-            self.done(job, [result], tab="Compare")  # last: the controls say it is done
             return result
 
         return self.launch(make, finish)
