@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import InvalidParameters
 from .inputs import as_request
-from .params import CHANNELS, MAX_SEED, RANDOM_SEED_LIMIT, SAMPLE_RATE
+from .params import CHANNELS, DEFAULT_STEPS, MAX_SEED, RANDOM_SEED_LIMIT, SAMPLE_RATE
 
 if TYPE_CHECKING:
     from .audio import Clip
@@ -123,7 +123,7 @@ def window_through(client: AudioClient, **parameters: Any) -> Maker:
                 f"expected {WINDOW_FRAMES * HOP} at {SAMPLE_RATE} Hz"
             )
         if progress is not None:
-            steps = as_request("x", **parameters).parameters.num_inference_steps or 100
+            steps = as_request("x", **parameters).parameters.num_inference_steps or DEFAULT_STEPS
             progress(steps, steps)
         return Made(np.broadcast_to(clip.samples, (CHANNELS, clip.frames)), None, clip.offline)
 
@@ -389,7 +389,7 @@ def _reporter(progress: Progress | None, windows: int, parameters: dict[str, Any
     if progress is None:
         from tqdm.auto import tqdm
 
-        steps = as_request("x", **parameters).parameters.num_inference_steps or 100
+        steps = as_request("x", **parameters).parameters.num_inference_steps or DEFAULT_STEPS
         bar = tqdm(total=windows * steps, desc=f"{windows} window{'s' * (windows > 1)}", unit="step")
 
         def progress(window: int, count: int, step: int, steps: int) -> None:

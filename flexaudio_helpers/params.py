@@ -33,6 +33,7 @@ MAX_AUDIO_SECONDS = 1024 * 2048 / SAMPLE_RATE
 # One latent frame (2048 samples, 0.0464 s): anything shorter would run a whole generation for 0 frames.
 MIN_AUDIO_SECONDS = 2048 / SAMPLE_RATE
 MAX_STEPS = 1000
+DEFAULT_STEPS = 100  # the pipeline's own default, filled in where a request leaves it out
 MAX_GUIDANCE = 50.0
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts unsigned 64-bit seeds
 RANDOM_SEED_LIMIT = 2**31  # drawn seeds stay small enough for JavaScript and spreadsheets

@@ -29,7 +29,7 @@ import torch
 
 from ..audio import warn_if_silent
 from ..errors import InvalidParameters, ModelLoadError, NonFiniteAudio, SilentAudioWarning
-from ..params import MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
+from ..params import DEFAULT_STEPS, MAX_SEED, RANDOM_SEED_LIMIT, GenerationRequest, check_count
 from ..params import MAX_VARIATIONS as MAX_VARIATIONS  # takes per call, also the client's limit
 from ..protocol import OFFLINE_NOTICE
 from .audio_to_audio import DEFAULT_INIT_NOISE_LEVEL, check_level, source_waveform, starting_at
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 
 # The pipeline's own defaults, applied here so the response can report what was used.
-DEFAULT_STEPS = 100
 DEFAULT_GUIDANCE = 7.0
 WARM_UP_STEPS = 2
 
